@@ -1,0 +1,63 @@
+/**
+ * Every Prometheus metric of the gateway, defined once. `createMetrics()` makes a
+ * fresh registry (so tests can build many gateways in one process); main.ts calls it
+ * once. Labels come only from bounded sets: model aliases, backend names and key ids
+ * from config, fixed enums. Raw user input never becomes a label value.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60];
+const OVERHEAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  const r = [registry];
+
+  return {
+    registry,
+    // core (issue: core gateway)
+    requests: new Counter({ name: 'switchyard_requests_total', help: 'Requests by model alias, backend and HTTP status.', labelNames: ['model', 'backend', 'status'] as const, registers: r }),
+    requestDuration: new Histogram({ name: 'switchyard_request_duration_seconds', help: 'Whole request duration, arrival to last byte.', labelNames: ['model'] as const, buckets: LATENCY_BUCKETS, registers: r }),
+    timeToFirstToken: new Histogram({ name: 'switchyard_time_to_first_token_seconds', help: 'Arrival to the first streamed byte sent to the client.', labelNames: ['model'] as const, buckets: LATENCY_BUCKETS, registers: r }),
+    tokens: new Counter({ name: 'switchyard_tokens_total', help: 'Tokens by model alias and type (prompt|completion).', labelNames: ['model', 'type'] as const, registers: r }),
+    inflight: new Gauge({ name: 'switchyard_inflight_requests', help: 'Requests being served right now.', registers: r }),
+    upstreamErrors: new Counter({ name: 'switchyard_upstream_errors_total', help: 'Upstream failures by backend and reason.', labelNames: ['backend', 'reason'] as const, registers: r }),
+    upstreamDuration: new Histogram({ name: 'switchyard_upstream_duration_seconds', help: 'Time spent waiting on the upstream per request.', labelNames: ['backend'] as const, buckets: LATENCY_BUCKETS, registers: r }),
+    overhead: new Histogram({ name: 'switchyard_overhead_seconds', help: 'Time spent in the gateway itself: total minus upstream wait.', labelNames: ['model'] as const, buckets: OVERHEAD_BUCKETS, registers: r }),
+    streamInterruptions: new Counter({ name: 'switchyard_stream_interruptions_total', help: 'Streams that ended without a proper end, by backend and reason.', labelNames: ['backend', 'reason'] as const, registers: r }),
+    configReloads: new Counter({ name: 'switchyard_config_reloads_total', help: 'Config reloads by result (ok|error).', labelNames: ['result'] as const, registers: r }),
+    toolCalls: new Counter({ name: 'switchyard_tool_calls_total', help: 'Tool calls in responses relayed to clients, by function name (from the request tools list).', labelNames: ['model', 'function'] as const, registers: r }),
+    toolResults: new Counter({ name: 'switchyard_tool_results_total', help: 'Tool-result messages seen in requests, by outcome (success|error).', labelNames: ['outcome'] as const, registers: r }),
+
+    // routing, cost, health, admission (issue: providers and routing)
+    cost: new Counter({ name: 'switchyard_cost_usd_total', help: 'Cost in USD by model alias and key id.', labelNames: ['model', 'key'] as const, registers: r }),
+    routingSavings: new Counter({ name: 'switchyard_routing_savings_usd_total', help: 'USD saved by complexity routing against the reference model.', labelNames: ['route', 'class'] as const, registers: r }),
+    routingDecisions: new Counter({ name: 'switchyard_routing_decisions_total', help: 'Routing decisions by route, complexity class and target alias.', labelNames: ['route', 'class', 'target'] as const, registers: r }),
+    retries: new Counter({ name: 'switchyard_retries_total', help: 'Upstream retries by backend.', labelNames: ['backend'] as const, registers: r }),
+    fallbacks: new Counter({ name: 'switchyard_fallbacks_total', help: 'Fallbacks from one alias to another.', labelNames: ['from', 'to'] as const, registers: r }),
+    backendUp: new Gauge({ name: 'switchyard_backend_up', help: '1 when the backend circuit is closed or half-open, 0 when open.', labelNames: ['backend'] as const, registers: r }),
+    queueDepth: new Gauge({ name: 'switchyard_queue_depth', help: 'Requests waiting for a backend slot.', labelNames: ['backend'] as const, registers: r }),
+    tokenQueueDepth: new Gauge({ name: 'switchyard_token_queue_depth', help: 'Estimated prompt + max tokens of queued and in-flight requests.', labelNames: ['backend'] as const, registers: r }),
+    contentFiltered: new Counter({ name: 'switchyard_content_filter_total', help: 'Content filter actions by route and action (deny|redact).', labelNames: ['route', 'action'] as const, registers: r }),
+
+    // limits and budgets (issue: rate limits and budgets)
+    rateLimited: new Counter({ name: 'switchyard_rate_limited_total', help: 'Requests refused by a limit, by key id and limit.', labelNames: ['key', 'limit'] as const, registers: r }),
+    budgetSpent: new Gauge({ name: 'switchyard_budget_spent_usd', help: 'USD spent in the current period.', labelNames: ['key', 'period'] as const, registers: r }),
+    budgetRemaining: new Gauge({ name: 'switchyard_budget_remaining_usd', help: 'USD left in the current period.', labelNames: ['key', 'period'] as const, registers: r }),
+    budgetLimit: new Gauge({ name: 'switchyard_budget_limit_usd', help: 'USD budget of the current period.', labelNames: ['key', 'period'] as const, registers: r }),
+    contextTrimmed: new Counter({ name: 'switchyard_context_trimmed_total', help: 'Requests whose context was trimmed to fit.', labelNames: ['model'] as const, registers: r }),
+    storeFailures: new Counter({ name: 'switchyard_store_failures_total', help: 'Shared store (Redis) calls that failed or timed out.', labelNames: ['op'] as const, registers: r }),
+    storeDegraded: new Gauge({ name: 'switchyard_store_degraded', help: '1 while the shared store is unreachable and the failure policy applies.', registers: r }),
+    storeOutages: new Counter({ name: 'switchyard_store_outages_total', help: 'Times the shared store became unreachable.', registers: r }),
+
+    // cache (issue: caching)
+    cacheRequests: new Counter({ name: 'switchyard_cache_requests_total', help: 'Cache lookups by layer (exact|semantic) and result (hit|miss|bypass).', labelNames: ['layer', 'result'] as const, registers: r }),
+    cacheSavedTokens: new Counter({ name: 'switchyard_cache_saved_tokens_total', help: 'Tokens not sent upstream thanks to the cache.', registers: r }),
+    cacheSavedUsd: new Counter({ name: 'switchyard_cache_saved_usd_total', help: 'USD not spent thanks to the cache.', registers: r }),
+    cacheCoalesced: new Counter({ name: 'switchyard_cache_coalesced_total', help: 'Requests served by joining an identical in-flight request.', registers: r }),
+    cacheBytes: new Gauge({ name: 'switchyard_cache_bytes', help: 'Bytes held by the in-memory exact cache.', registers: r }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,26 @@
+/**
+ * What the dispatch stage talks to: one BackendClient per configured backend,
+ * created once at start-up (or reload) and shared by all requests.
+ */
+import type { UpstreamRequest } from '../providers/types.js';
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** The body as it arrives; consume it or call `dump()`. */
+  body: AsyncIterable<Uint8Array>;
+  /** Discard the rest of the body and free the connection. */
+  dump(): Promise<void>;
+}
+
+export interface RequestOptions {
+  signal: AbortSignal;
+  /** Per-request override of the backend's timeout (route timeout_ms). */
+  timeoutMs?: number;
+}
+
+export interface BackendClient {
+  readonly name: string;
+  request(req: UpstreamRequest, opts: RequestOptions): Promise<UpstreamResponse>;
+  close(): Promise<void>;
+}
