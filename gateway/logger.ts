@@ -2,7 +2,7 @@
  * pino, with redaction of every place a secret can appear. main.ts creates the one
  * logger; the access-log finalizer writes one line per request.
  */
-import { pino, type Logger, type DestinationStream } from 'pino';
+import pino, { type Logger, type DestinationStream } from 'pino';
 
 export type { Logger };
 

@@ -22,5 +22,7 @@ export interface RequestOptions {
 export interface BackendClient {
   readonly name: string;
   request(req: UpstreamRequest, opts: RequestOptions): Promise<UpstreamResponse>;
+  /** Optional: load what the backend needs before /ready turns true (local models). */
+  warmUp?(): Promise<void>;
   close(): Promise<void>;
 }

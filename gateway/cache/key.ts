@@ -1,0 +1,60 @@
+/**
+ * The exact-cache key: SHA-256 over canonical JSON (object keys sorted at every depth,
+ * so key order in the client's JSON never matters) of the endpoint, the resolved target
+ * (backend + upstream model, so two aliases of one model share entries) and the request
+ * body minus the fields that cannot change the answer.
+ *
+ * Why a deny-list and not an allow-list of fields: a field the list did not foresee
+ * (logprobs, logit_bias, reasoning_effort, a provider extension...) can change the
+ * answer or its shape; keying on it costs at most a miss, ignoring it can serve a
+ * wrong answer. Called per request by check-cache (and on completion, to notice a
+ * request that a later stage changed).
+ */
+import { createHash } from 'node:crypto';
+import type { CacheEndpoint } from './entry.js';
+
+/**
+ * Never part of the key: who asks (user, metadata), how the answer is delivered
+ * (stream, stream_options), where it is stored upstream (store, service_tier), and the
+ * client's model alias (replaced by the resolved target).
+ */
+const IGNORED_FIELDS: ReadonlySet<string> = new Set(['user', 'stream', 'stream_options', 'model', 'metadata', 'store', 'service_tier']);
+
+/** JSON with object keys sorted at every depth; undefined members are dropped like JSON.stringify does. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    const s = JSON.stringify(value);
+    return s === undefined ? 'null' : s;
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+}
+
+export interface KeyInput {
+  endpoint: CacheEndpoint;
+  /** Resolved target, e.g. `${backendName}/${model.model}`. */
+  target: string;
+  body: Record<string, unknown>;
+}
+
+/** The body fields that make up the key (max_completion_tokens folded into max_tokens: same meaning). */
+export function normaliseBody(body: Record<string, unknown>, omit?: ReadonlySet<string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(body)) {
+    if (IGNORED_FIELDS.has(k) || omit?.has(k) || body[k] === undefined) continue;
+    out[k] = body[k];
+  }
+  if (out.max_tokens === undefined && out.max_completion_tokens !== undefined) out.max_tokens = out.max_completion_tokens;
+  delete out.max_completion_tokens;
+  return out;
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export function exactCacheKey(input: KeyInput): string {
+  return sha256Hex(canonicalJson({ e: input.endpoint, t: input.target, b: normaliseBody(input.body) }));
+}

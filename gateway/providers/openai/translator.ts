@@ -1,0 +1,130 @@
+/**
+ * OpenAI and OpenAI-compatible backends (OpenAI, vLLM, llama-server, Ollama, our
+ * local-backend): pass-through. The client's bytes go upstream untouched unless the
+ * model name differs, a stage changed the body, or include_usage is injected; the
+ * upstream's bytes go back untouched except the injected usage chunk, which is
+ * swallowed.
+ */
+import { errorBody } from '../../errors.js';
+import type {
+  Endpoint,
+  SseEvent,
+  StreamOptions,
+  StreamState,
+  StreamTranslator,
+  TranslateRequestInput,
+  TranslatedResponse,
+  Translator,
+  UpstreamRequest,
+} from '../types.js';
+import { usageFromObject, usageFromText } from './usage.js';
+
+const PATHS: Record<Endpoint, string> = { chat: '/chat/completions', completions: '/completions', embeddings: '/embeddings' };
+const USAGE_OBJECT = /"usage"\s*:\s*\{/;
+const decoder = new TextDecoder();
+
+interface ChunkShape {
+  choices?: Array<{ delta?: { content?: string | null; tool_calls?: Array<{ function?: { name?: string } }> }; text?: string; finish_reason?: string | null }>;
+  usage?: Record<string, unknown> | null;
+  error?: { message?: string; code?: string | null; type?: string };
+}
+
+export function buildOpenAIRequest(input: TranslateRequestInput): UpstreamRequest {
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...input.backend.headers };
+  if (input.apiKey) headers.authorization = `Bearer ${input.apiKey}`;
+  const rename = input.body.model !== input.upstreamModel;
+  const inject = input.stream && input.injectUsage;
+  let body: string | Uint8Array = input.rawBody;
+  if (input.bodyChanged || rename || inject) {
+    const b: Record<string, unknown> = { ...input.body, model: input.upstreamModel };
+    if (inject) b.stream_options = { ...((b.stream_options as object) ?? {}), include_usage: true };
+    body = JSON.stringify(b);
+  }
+  if (input.stream) headers.accept = 'text/event-stream';
+  return { method: 'POST', path: PATHS[input.endpoint], headers, body };
+}
+
+class OpenAIStreamTranslator implements StreamTranslator {
+  readonly state: StreamState = { done: false, toolCalls: [], contentChars: 0 };
+  private readonly parseAll: boolean;
+
+  constructor(private readonly opts: StreamOptions) {
+    // Without a usage chunk coming we must look at every chunk to estimate tokens.
+    this.parseAll = opts.collectText || (!opts.injectedUsage && !opts.clientWantsUsage);
+    if (opts.collectText) this.state.text = '';
+  }
+
+  push(ev: SseEvent): string {
+    const d = ev.data;
+    if (d === '[DONE]') {
+      this.state.done = true;
+      return 'data: [DONE]\n\n';
+    }
+    const prefix = ev.event ? `event: ${ev.event}\n` : '';
+    const hasUsage = USAGE_OBJECT.test(d);
+    const mayBeError = d.includes('"error"');
+    const hasTools = d.includes('"tool_calls"');
+    if (!hasUsage && !mayBeError && !hasTools && !this.parseAll) return `${prefix}data: ${d}\n\n`;
+
+    let chunk: ChunkShape;
+    try {
+      chunk = JSON.parse(d) as ChunkShape;
+    } catch {
+      return `${prefix}data: ${d}\n\n`;
+    }
+    if (chunk.error && !chunk.choices) {
+      this.state.error = { message: chunk.error.message ?? 'upstream error', code: chunk.error.code ?? null, type: chunk.error.type };
+      return `${prefix}data: ${d}\n\n`;
+    }
+    const choice = chunk.choices?.[0];
+    if (choice) {
+      const text = choice.delta?.content ?? choice.text;
+      if (text) {
+        this.state.contentChars += text.length;
+        if (this.state.text !== undefined) this.state.text += text;
+      }
+      for (const call of choice.delta?.tool_calls ?? []) if (call.function?.name) this.state.toolCalls.push(call.function.name);
+      if (choice.finish_reason) this.state.finishReason = choice.finish_reason;
+    }
+    if (hasUsage) {
+      const usage = usageFromObject(chunk.usage);
+      if (usage) this.state.usage = usage;
+      if (this.opts.injectedUsage && !this.opts.clientWantsUsage && (!chunk.choices || chunk.choices.length === 0)) return '';
+    }
+    return `${prefix}data: ${d}\n\n`;
+  }
+}
+
+export const openAITranslator: Translator = {
+  buildRequest: buildOpenAIRequest,
+
+  translateResponse(endpoint: Endpoint, body: Uint8Array): TranslatedResponse {
+    const text = decoder.decode(body);
+    const out: TranslatedResponse = { body, usage: usageFromText(text) };
+    if (endpoint === 'chat' && text.includes('"tool_calls"')) {
+      try {
+        const parsed = JSON.parse(text) as { choices?: Array<{ message?: { tool_calls?: Array<{ function?: { name?: string } }> } }> };
+        out.toolCalls = (parsed.choices ?? []).flatMap((c) => (c.message?.tool_calls ?? []).map((t) => t.function?.name ?? 'unknown'));
+      } catch {
+        /* not JSON: relayed as it is */
+      }
+    }
+    return out;
+  },
+
+  createStreamTranslator(_endpoint: Endpoint, opts: StreamOptions): StreamTranslator {
+    return new OpenAIStreamTranslator(opts);
+  },
+
+  translateError(status: number, body: Uint8Array) {
+    const text = decoder.decode(body);
+    try {
+      const parsed = JSON.parse(text) as { error?: unknown };
+      if (parsed && typeof parsed === 'object' && parsed.error && typeof parsed.error === 'object') return { status, body };
+    } catch {
+      /* wrap below */
+    }
+    const type = status >= 500 ? 'server_error' : 'invalid_request_error';
+    return { status, body: JSON.stringify(errorBody(`upstream_${status}`, text.slice(0, 500) || `upstream answered ${status}`, type)) };
+  },
+};

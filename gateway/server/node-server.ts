@@ -1,0 +1,128 @@
+/**
+ * The node:http fallback, used when the uWebSockets.js binary cannot load (another
+ * Node ABI or platform) or when server.implementation is `node`. Same contract as
+ * uws-server.ts.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HeaderList, HttpRequest, HttpResponse, HttpServer, RequestHandler, ServerOptions } from './types.js';
+import { GatewayError } from '../errors.js';
+
+class NodeResponse implements HttpResponse {
+  aborted = false;
+  private abortHandlers: Array<() => void> = [];
+  private drainWaiter: (() => void) | undefined;
+
+  constructor(private readonly res: ServerResponse) {
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        this.aborted = true;
+        this.release();
+        for (const cb of this.abortHandlers) cb();
+      }
+    });
+    res.on('drain', () => this.release());
+  }
+
+  private release(): void {
+    const w = this.drainWaiter;
+    this.drainWaiter = undefined;
+    w?.();
+  }
+
+  onAborted(cb: () => void): void {
+    if (this.aborted) cb();
+    else this.abortHandlers.push(cb);
+  }
+
+  send(status: number, headers: HeaderList, body: string | Uint8Array): void {
+    if (this.aborted) return;
+    if (this.res.headersSent) return this.end();
+    headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
+    this.res.writeHead(status, headers);
+    this.res.end(body);
+  }
+
+  writeHead(status: number, headers: HeaderList): void {
+    if (this.aborted || this.res.headersSent) return;
+    this.res.writeHead(status, headers);
+    this.res.flushHeaders();
+  }
+
+  write(chunk: string | Uint8Array): Promise<void> | undefined {
+    if (this.aborted || this.res.writableEnded) return undefined;
+    if (this.res.write(chunk)) return undefined;
+    return new Promise<void>((resolve) => {
+      this.drainWaiter = resolve;
+    });
+  }
+
+  end(chunk?: string | Uint8Array): void {
+    if (this.aborted || this.res.writableEnded) return;
+    this.res.end(chunk);
+  }
+}
+
+export function createNodeServer(opts: ServerOptions, handler: RequestHandler): HttpServer {
+  const server = createServer({ keepAliveTimeout: 65000, requestTimeout: 0 }, (req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    const request: HttpRequest = {
+      method: req.method ?? 'GET',
+      path: q === -1 ? url : url.slice(0, q),
+      query: q === -1 ? '' : url.slice(q + 1),
+      headers,
+    };
+    const response = new NodeResponse(res);
+    if (request.method === 'GET' || request.method === 'HEAD') {
+      handler(request, response, Buffer.alloc(0));
+      return;
+    }
+    const tooLarge = () => {
+      req.pause();
+      res.setHeader('connection', 'close');
+      res.on('finish', () => req.socket.destroy());
+      opts.onBodyError(request, response, new GatewayError('request_too_large'));
+    };
+    const declared = headers['content-length'] ? Number(headers['content-length']) : undefined;
+    if (declared !== undefined && declared > opts.maxBodyBytes) return tooLarge();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (c: Buffer) => {
+      if (failed) return;
+      size += c.length;
+      if (size > opts.maxBodyBytes) {
+        failed = true;
+        tooLarge();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!failed) handler(request, response, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    });
+    req.on('error', () => {
+      failed = true;
+    });
+  });
+
+  return {
+    kind: 'node',
+    listen() {
+      return new Promise<number>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(opts.port, opts.host, () => resolve((server.address() as AddressInfo).port));
+      });
+    },
+    stopAccepting() {
+      server.close();
+    },
+    close() {
+      server.close();
+      server.closeAllConnections();
+    },
+  };
+}

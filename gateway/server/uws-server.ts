@@ -1,0 +1,191 @@
+/**
+ * The uWebSockets.js server. uWS rules this file keeps (see uWS docs/index.d.ts):
+ *  - everything read from `req` must be read synchronously in the handler;
+ *  - onAborted is registered before anything asynchronous happens;
+ *  - every write after the handler returned is wrapped in cork();
+ *  - after abort or end the response object is never touched again;
+ *  - onData chunks are neutered after the callback returns, so they are copied.
+ */
+import { createRequire } from 'node:module';
+import type * as UWS from 'uWebSockets.js';
+import type { HeaderList, HttpRequest, HttpResponse, HttpServer, RequestHandler, ServerOptions } from './types.js';
+import { statusLine } from './status-lines.js';
+import { GatewayError } from '../errors.js';
+
+type UwsModule = typeof UWS;
+
+/** Loads the native module; throws when the binary does not fit this Node ABI/platform. */
+export function loadUws(): UwsModule {
+  const require = createRequire(import.meta.url);
+  return require('uWebSockets.js') as UwsModule;
+}
+
+class UwsResponse implements HttpResponse {
+  aborted = false;
+  private ended = false;
+  private headWritten = false;
+  private abortHandlers: Array<() => void> = [];
+  private drainWaiter: (() => void) | undefined;
+
+  constructor(private readonly res: UWS.HttpResponse) {
+    res.onAborted(() => {
+      this.aborted = true;
+      this.release();
+      for (const cb of this.abortHandlers) cb();
+    });
+  }
+
+  private release(): void {
+    const w = this.drainWaiter;
+    this.drainWaiter = undefined;
+    w?.();
+  }
+
+  onAborted(cb: () => void): void {
+    if (this.aborted) cb();
+    else this.abortHandlers.push(cb);
+  }
+
+  private head(status: number, headers: HeaderList): void {
+    this.res.writeStatus(statusLine(status));
+    for (const name in headers) this.res.writeHeader(name, headers[name]);
+  }
+
+  send(status: number, headers: HeaderList, body: string | Uint8Array): void {
+    if (this.aborted || this.ended) return;
+    if (this.headWritten) return this.end();
+    this.ended = true;
+    this.res.cork(() => {
+      this.head(status, headers);
+      this.res.end(body);
+    });
+  }
+
+  writeHead(status: number, headers: HeaderList): void {
+    if (this.aborted || this.ended || this.headWritten) return;
+    this.headWritten = true;
+    this.res.cork(() => {
+      this.head(status, headers);
+      // Flush the head now so the client sees the stream start (and TTFB) at once.
+      this.res.write('');
+    });
+  }
+
+  write(chunk: string | Uint8Array): Promise<void> | undefined {
+    if (this.aborted || this.ended) return undefined;
+    let ok = true;
+    this.res.cork(() => {
+      ok = this.res.write(chunk);
+    });
+    if (ok) return undefined;
+    // uWS keeps the unsent bytes; wait until the socket drained before sending more.
+    return new Promise<void>((resolve) => {
+      this.drainWaiter = resolve;
+      this.res.onWritable(() => {
+        this.release();
+        return true;
+      });
+    });
+  }
+
+  end(chunk?: string | Uint8Array): void {
+    if (this.aborted || this.ended) return;
+    this.ended = true;
+    this.res.cork(() => {
+      this.res.end(chunk);
+    });
+  }
+
+  /** Answer and drop the connection (body too large: we stop reading it). */
+  sendAndClose(status: number, headers: HeaderList, body: string): void {
+    if (this.aborted || this.ended) return;
+    this.ended = true;
+    this.res.cork(() => {
+      this.head(status, headers);
+      this.res.end(body, true);
+    });
+  }
+}
+
+export function createUwsServer(uws: UwsModule, opts: ServerOptions, handler: RequestHandler): HttpServer {
+  const app = uws.App();
+  let listenSocket: UWS.us_listen_socket | false = false;
+
+  app.any('/*', (res, req) => {
+    const headers: Record<string, string> = {};
+    req.forEach((k, v) => {
+      headers[k] = v;
+    });
+    const request: HttpRequest = {
+      method: req.getMethod().toUpperCase(),
+      path: req.getUrl(),
+      query: req.getQuery() ?? '',
+      headers,
+    };
+    const response = new UwsResponse(res);
+
+    if (request.method === 'GET' || request.method === 'HEAD') {
+      handler(request, response, Buffer.alloc(0));
+      return;
+    }
+    const declared = headers['content-length'] ? Number(headers['content-length']) : undefined;
+    if (declared !== undefined && declared > opts.maxBodyBytes) {
+      opts.onBodyError(request, bodyCloser(response), new GatewayError('request_too_large'));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    res.onData((ab, isLast) => {
+      if (failed) return;
+      size += ab.byteLength;
+      if (size > opts.maxBodyBytes) {
+        failed = true;
+        opts.onBodyError(request, bodyCloser(response), new GatewayError('request_too_large'));
+        return;
+      }
+      // Copy: uWS reuses the ArrayBuffer after this callback.
+      chunks.push(Buffer.from(ab.slice(0)));
+      if (isLast) {
+        const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+        handler(request, response, body);
+      }
+    });
+  });
+
+  function bodyCloser(r: UwsResponse): HttpResponse {
+    // A response whose send() also closes the connection, so the rest of the body is never read.
+    return {
+      get aborted() {
+        return r.aborted;
+      },
+      onAborted: (cb) => r.onAborted(cb),
+      send: (status, headers, body) => r.sendAndClose(status, { ...headers, connection: 'close' }, String(body)),
+      writeHead: (s, h) => r.writeHead(s, h),
+      write: (c) => r.write(c),
+      end: (c) => r.end(c),
+    };
+  }
+
+  return {
+    kind: 'uws',
+    listen() {
+      return new Promise<number>((resolve, reject) => {
+        app.listen(opts.host, opts.port, (ls) => {
+          if (!ls) return reject(new Error(`cannot listen on ${opts.host}:${opts.port}`));
+          listenSocket = ls;
+          // The listen socket is a us_socket for this call (typings lag behind the binary).
+          resolve(uws.us_socket_local_port(ls as unknown as UWS.us_socket));
+        });
+      });
+    },
+    stopAccepting() {
+      if (listenSocket) uws.us_listen_socket_close(listenSocket);
+      listenSocket = false;
+    },
+    close() {
+      this.stopAccepting();
+      (app as unknown as { close(): void }).close();
+    },
+  };
+}
