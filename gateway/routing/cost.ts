@@ -35,7 +35,7 @@ export interface PriceTable {
 
 const PER_MILLION = 1e-6;
 
-export function compilePrice(model: Pick<ModelConfig, 'price'>): CompiledPrice | undefined {
+export function compilePrice(model: ModelConfig): CompiledPrice | undefined {
   if (!model.price) return undefined;
   return { input: model.price.input * PER_MILLION, output: model.price.output * PER_MILLION };
 }
@@ -50,7 +50,7 @@ export function priceUsage(price: CompiledPrice, usage: Usage): number {
 }
 
 /** USD for one request on one model config (undefined without a price). */
-export function costUsd(model: Pick<ModelConfig, 'price'>, usage: Usage): number | undefined {
+export function costUsd(model: ModelConfig, usage: Usage): number | undefined {
   const p = compilePrice(model);
   return p && priceUsage(p, usage);
 }
