@@ -1,10 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import { readFileSync, readdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { Gauge, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '../gateway/metrics.js';
+import { getLocalMetrics } from '../local-backend/metrics.js';
 import { allPanelQueries, buildDashboards } from '../deploy/grafana/dashboards.js';
 import { findBinary, gatewaySeriesNames, metricNamesInExpr, startPrometheus, type RunningPrometheus } from './support/prometheus.js';
 
@@ -50,7 +51,7 @@ describe('Grafana dashboards', () => {
     }
   });
 
-  it('query only metrics defined in gateway/metrics.ts, Node default metrics, up or switchyard_local_*', async () => {
+  it('query only metrics defined in gateway/metrics.ts, local-backend/metrics.ts, Node default metrics or up', async () => {
     const known = await gatewaySeriesNames();
     const queries = committedDashboards().flatMap((d) => d.json.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ where: `${d.file}: ${p.title}`, expr: t.expr }))));
     expect(queries.length).toBeGreaterThan(40);
@@ -58,7 +59,7 @@ describe('Grafana dashboards', () => {
     for (const q of queries) {
       const names = metricNamesInExpr(q.expr);
       expect(names.length, `${q.where} selects no metric: ${q.expr}`).toBeGreaterThan(0);
-      for (const n of names) if (!known.has(n) && n !== 'up' && !n.startsWith('switchyard_local_')) unknown.push(`${q.where}: ${n}`);
+      for (const n of names) if (!known.has(n) && n !== 'up') unknown.push(`${q.where}: ${n}`);
     }
     expect(unknown).toEqual([]);
   });
@@ -77,7 +78,7 @@ describe('Grafana dashboards', () => {
 /**
  * Stand-in for the gateway: an exporter built from the gateway's own metric
  * definitions (createMetrics), fed with realistic labels on a timer, plus a
- * local-backend exporter for switchyard_local_tokens_per_second.
+ * standalone local-backend exporter (local-backend/metrics.ts definitions).
  * TODO(lead): switch to the real gateway — startTestGateway() from
  * test/support/gateway.ts driven with real traffic against the mock upstream.
  */
@@ -150,8 +151,17 @@ function startStandInGateway() {
   const timer = setInterval(drive, 100);
 
   const local = new Registry();
-  const tps = new Gauge({ name: 'switchyard_local_tokens_per_second', help: 'stand-in for the local backend', registers: [local] });
-  tps.set(1800);
+  const lm = getLocalMetrics(local);
+  const driveLocal = () => {
+    const backend = 'llama-3.1-8b-instruct-q4_k_m';
+    lm.tokensGenerated.inc({ backend }, 180);
+    lm.tokensPerSecond.set({ backend }, 1750 + (tick % 5) * 20);
+    lm.timeToFirstToken.observe({ backend }, 0.04);
+    lm.queueDepth.set({ backend }, tick % 3);
+    lm.busySequences.set({ backend }, 2);
+  };
+  driveLocal();
+  const localTimer = setInterval(driveLocal, 100);
 
   const serve = (registry: Registry) =>
     new Promise<Server>((resolve) => {
@@ -172,6 +182,7 @@ function startStandInGateway() {
         localBackend: `127.0.0.1:${(lb.address() as AddressInfo).port}`,
         async stop() {
           clearInterval(timer);
+          clearInterval(localTimer);
           await Promise.all([gw, lb].map((s) => new Promise((r) => s.close(r))));
         },
       };

@@ -304,7 +304,7 @@ const resources: DashboardSpec = {
       panels: [
         { title: 'Gateway replicas up', type: 'stat', unit: 'short', w: 6, targets: [{ expr: `count(up${J} == 1)` }] },
         { title: 'CPU seconds per request', type: 'stat', unit: 's', w: 6, targets: [{ expr: `sum(${rate('process_cpu_seconds_total')}) / sum(${rate('switchyard_requests_total')})` }] },
-        { title: 'Local backend tokens/s', type: 'stat', unit: 'short', w: 6, targets: [{ expr: 'sum(switchyard_local_tokens_per_second)' }] },
+        { title: 'Local backend tokens/s', type: 'stat', unit: 'short', w: 6, targets: [{ expr: `sum(rate(switchyard_local_tokens_generated_total${RI}))` }] },
         { title: 'Shared store degraded', type: 'stat', unit: 'short', w: 6, thresholds: GREEN_RED(1), targets: [{ expr: `max(switchyard_store_degraded${J})` }] },
       ],
     },
@@ -329,7 +329,24 @@ const resources: DashboardSpec = {
     {
       title: 'Backends',
       panels: [
-        { title: 'Local backend tokens per second', unit: 'short', targets: [{ expr: 'sum by (instance) (switchyard_local_tokens_per_second)', legend: '{{instance}}' }] },
+        {
+          title: 'Local backend tokens per second',
+          unit: 'short',
+          description: 'Generated tokens/s per local model (GPU Deployment and in-process llama.cpp), and the decode speed of the last generation.',
+          targets: [
+            { expr: `sum by (backend) (rate(switchyard_local_tokens_generated_total${RI}))`, legend: 'throughput {{backend}}' },
+            { expr: 'max by (backend) (switchyard_local_tokens_per_second)', legend: 'decode speed {{backend}}' },
+          ],
+        },
+        {
+          title: 'Local backend queue and busy sequences',
+          unit: 'short',
+          targets: [
+            { expr: 'sum by (backend) (switchyard_local_queue_depth)', legend: 'queued {{backend}}' },
+            { expr: 'sum by (backend) (switchyard_local_busy_sequences)', legend: 'busy {{backend}}' },
+          ],
+        },
+        { title: 'Local backend time to first token p99', unit: 's', targets: [{ expr: `histogram_quantile(0.99, sum by (le, backend) (rate(switchyard_local_time_to_first_token_seconds_bucket${RI})))`, legend: '{{backend}}' }] },
         { title: 'Backend circuit up', unit: 'short', min: 0, max: 1, targets: [{ expr: `min by (backend) (switchyard_backend_up${J})`, legend: '{{backend}}' }] },
         {
           title: 'Shared store failures',

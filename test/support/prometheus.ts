@@ -195,12 +195,15 @@ export function metricNamesInExpr(expr: string): string[] {
 }
 
 /**
- * Every series name the gateway can expose: the metrics of gateway/metrics.ts and
- * Node's default metrics, with histogram suffixes.
+ * Every series name Switchyard can expose: the metrics of gateway/metrics.ts, Node's
+ * default metrics and the local backend's switchyard_local_* (local-backend/metrics.ts),
+ * with histogram suffixes.
  */
 export async function gatewaySeriesNames(): Promise<Set<string>> {
   const { createMetrics } = await import('../../gateway/metrics.js');
+  const { getLocalMetrics } = await import('../../local-backend/metrics.js');
   const m = createMetrics();
+  getLocalMetrics(m.registry);
   const names = new Set<string>();
   for (const metric of await m.registry.getMetricsAsJSON()) {
     names.add(metric.name);
