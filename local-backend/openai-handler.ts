@@ -1,0 +1,234 @@
+/**
+ * The one transport-free OpenAI handler of the local backend: (path, parsed body, signal)
+ * in, status + headers + body bytes out. The standalone HTTP server (server.ts) and the
+ * gateway's in-process client (in-process-client.ts) both call it, so the two deployments
+ * speak byte-identical OpenAI. Every failure leaves as an OpenAI error body through the
+ * gateway's error table (gateway/errors.ts).
+ */
+import type { ChatModelFunctions, GbnfJsonSchema, LlamaContextSequence, LlamaGrammar } from 'node-llama-cpp';
+import type { z } from 'zod';
+import { GatewayError, toOpenAIError } from '../gateway/errors.js';
+import { AsyncChannel } from './async-channel.js';
+import { toChatHistory, toFunctions } from './chat-messages.js';
+import type { LoadedModel, LocalEngine } from './engine.js';
+import { generateChat, generateCompletion, type GenerationResult, type SamplingParams } from './generate.js';
+import { ChatRequestSchema, CompletionRequestSchema, EmbeddingRequestSchema, type ChatRequest, type CompletionRequest } from './openai-schemas.js';
+import { chatCompletion, createChatChunks, createCompletionChunks, embeddingList, json, modelList, newId, SSE_DONE, textCompletion, type ResponseMeta } from './openai-wire.js';
+import { QueueFullError } from './slot-pool.js';
+
+export interface HandlerResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: AsyncIterable<Uint8Array>;
+}
+
+/** `path` may carry the `/v1` prefix or not; `body` is the parsed JSON (undefined for GET). */
+export type OpenAIHandler = (path: string, body: unknown, signal: AbortSignal) => Promise<HandlerResponse>;
+
+export interface HandlerOptions {
+  /** Unexpected errors (the client only sees a generic 500). */
+  onError?: (err: unknown) => void;
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+const SSE_PREFIX = new TextEncoder().encode('data: ');
+const SSE_SUFFIX = new TextEncoder().encode('\n\n');
+const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' };
+
+async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+function jsonResponse(payload: unknown, status = 200): HandlerResponse {
+  return { status, headers: JSON_HEADERS, body: once(json(payload)) };
+}
+
+function toError(err: unknown) {
+  const mapped = err instanceof QueueFullError
+    ? new GatewayError('queue_full', { headers: { 'retry-after': String(err.retryAfterSeconds) } })
+    : err;
+  const e = toOpenAIError(mapped);
+  return { ...e, body: typeof e.body === 'string' ? new TextEncoder().encode(e.body) : e.body };
+}
+
+export function errorResponse(err: unknown): HandlerResponse {
+  const e = toError(err);
+  return { status: e.status, headers: { ...JSON_HEADERS, ...e.headers }, body: once(e.body) };
+}
+
+function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const param = issue.path.join('.') || null;
+  throw new GatewayError('invalid_request', { message: param ? `${param}: ${issue.message}` : issue.message, param });
+}
+
+function stopList(stop: string | string[] | null | undefined): string[] {
+  if (stop == null) return [];
+  return (typeof stop === 'string' ? [stop] : stop).filter((s) => s.length > 0);
+}
+
+function sampling(req: ChatRequest | CompletionRequest, maxTokens: number | null | undefined, grammar?: LlamaGrammar): SamplingParams {
+  return {
+    maxTokens: maxTokens ?? undefined,
+    // OpenAI's defaults (temperature 1, top_p 1), not llama.cpp's 0.8.
+    temperature: req.temperature ?? 1,
+    topP: req.top_p ?? undefined,
+    seed: req.seed ?? undefined,
+    stop: stopList(req.stop),
+    frequencyPenalty: req.frequency_penalty ?? undefined,
+    presencePenalty: req.presence_penalty ?? undefined,
+    grammar,
+  };
+}
+
+async function grammarFor(req: ChatRequest, loaded: LoadedModel, functions: ChatModelFunctions | undefined): Promise<LlamaGrammar | undefined> {
+  const format = req.response_format?.type;
+  if (format === undefined || format === 'text') return undefined;
+  if (functions) throw new GatewayError('invalid_request', { message: 'response_format cannot be combined with tools on a local model.', param: 'response_format' });
+  if (format === 'json_object') return loaded.jsonGrammar();
+  const schema = req.response_format?.json_schema?.schema;
+  if (!schema) throw new GatewayError('invalid_request', { message: 'response_format.json_schema.schema is required.', param: 'response_format.json_schema.schema' });
+  try {
+    return await loaded.llama.createGrammarForJsonSchema<GbnfJsonSchema>(schema as GbnfJsonSchema);
+  } catch (err) {
+    throw new GatewayError('invalid_request', { message: `Unsupported JSON schema: ${(err as Error).message}`, param: 'response_format.json_schema.schema' });
+  }
+}
+
+export function createOpenAIHandler(engine: LocalEngine, opts: HandlerOptions = {}): OpenAIHandler {
+  const created = Math.floor(Date.now() / 1000);
+  const metaFor = (prefix: string, model: string | undefined): ResponseMeta => ({ id: newId(prefix), created: Math.floor(Date.now() / 1000), model: model ?? engine.options.modelId });
+
+  /**
+   * Runs one generation on a leased sequence. Streaming: returns once the first bytes
+   * exist (or the generation failed before any, which then gets its own status).
+   */
+  async function run(
+    signal: AbortSignal,
+    stream: boolean,
+    generate: (sequence: LlamaContextSequence, s: AbortSignal, onText: (t: string) => void, onFirstToken: () => void) => Promise<GenerationResult>,
+    frames: { start?: () => Uint8Array; text: (t: string) => Uint8Array; end: (r: GenerationResult) => Uint8Array[] },
+    whole: (r: GenerationResult) => unknown,
+  ): Promise<HandlerResponse> {
+    const arrival = performance.now();
+    const ac = new AbortController();
+    const combined = AbortSignal.any([signal, ac.signal]);
+    const lease = await engine.acquireSequence(combined);
+    let firstTokenMs: number | undefined;
+    const onFirstToken = () => {
+      firstTokenMs = performance.now();
+      engine.observeFirstToken((firstTokenMs - arrival) / 1000);
+    };
+    const finish = (r: GenerationResult) => engine.recordGeneration(r.completionTokens, firstTokenMs, performance.now());
+
+    if (!stream) {
+      try {
+        const r = await generate(lease.item, combined, () => {}, onFirstToken);
+        finish(r);
+        return jsonResponse(whole(r));
+      } finally {
+        lease.release();
+      }
+    }
+
+    const channel = new AsyncChannel(() => ac.abort(new Error('client stopped reading')));
+    let startSent = false;
+    const onText = (t: string) => {
+      if (t.length === 0) return;
+      if (!startSent && frames.start) channel.push(frames.start());
+      startSent = true;
+      channel.push(frames.text(t));
+    };
+    generate(lease.item, combined, onText, onFirstToken)
+      .then((r) => {
+        finish(r);
+        if (!startSent && frames.start) channel.push(frames.start());
+        for (const f of frames.end(r)) channel.push(f);
+        channel.push(SSE_DONE);
+        channel.end();
+      })
+      .catch((err: unknown) => {
+        if (!combined.aborted) opts.onError?.(err);
+        // After the first byte the status is sent: end the stream with an explicit error event.
+        const e = toError(err);
+        channel.push(SSE_PREFIX);
+        channel.push(e.body);
+        channel.push(SSE_SUFFIX);
+        channel.fail(err);
+      })
+      .finally(() => lease.release());
+    await channel.started;
+    return { status: 200, headers: SSE_HEADERS, body: channel };
+  }
+
+  async function chat(body: unknown, signal: AbortSignal): Promise<HandlerResponse> {
+    const req = parse(ChatRequestSchema, body);
+    const loaded = await engine.load();
+    const functions = toFunctions(req);
+    const grammar = await grammarFor(req, loaded, functions);
+    const history = toChatHistory(req.messages);
+    const params = sampling(req, req.max_completion_tokens ?? req.max_tokens, grammar);
+    const meta = metaFor('chatcmpl', req.model);
+    const chunks = createChatChunks(meta, req.stream_options?.include_usage === true);
+    return run(
+      signal,
+      req.stream === true,
+      (sequence, s, onText, onFirstToken) => generateChat(sequence, loaded.chatWrapper, history, functions, params, { signal: s, onText, onFirstToken }),
+      {
+        start: chunks.role,
+        text: chunks.content,
+        end: (r) => [
+          ...(r.toolCalls.length ? [chunks.toolCalls(r.toolCalls)] : []),
+          chunks.finish(r.finishReason),
+          ...(req.stream_options?.include_usage ? [chunks.usage(r)] : []),
+        ],
+      },
+      (r) => chatCompletion(meta, r),
+    );
+  }
+
+  async function completions(body: unknown, signal: AbortSignal): Promise<HandlerResponse> {
+    const req = parse(CompletionRequestSchema, body);
+    await engine.load();
+    const prompt = typeof req.prompt === 'string' ? req.prompt : req.prompt[0]!;
+    const params = sampling(req, req.max_tokens);
+    const meta = metaFor('cmpl', req.model);
+    const chunks = createCompletionChunks(meta, req.stream_options?.include_usage === true);
+    const echo = req.echo === true ? prompt : '';
+    return run(
+      signal,
+      req.stream === true,
+      (sequence, s, onText, onFirstToken) => generateCompletion(sequence, prompt, params, { signal: s, onText, onFirstToken }),
+      {
+        start: echo ? () => chunks.text(echo) : undefined,
+        text: (t) => chunks.text(t),
+        end: (r) => [chunks.text('', r.finishReason), ...(req.stream_options?.include_usage ? [chunks.usage(r)] : [])],
+      },
+      (r) => textCompletion(meta, echo + r.text, r),
+    );
+  }
+
+  async function embeddings(body: unknown, signal: AbortSignal): Promise<HandlerResponse> {
+    const req = parse(EmbeddingRequestSchema, body);
+    const inputs = typeof req.input === 'string' ? [req.input] : req.input;
+    const r = await engine.embed(inputs, signal);
+    return jsonResponse(embeddingList(req.model ?? engine.options.modelId, r.vectors, r.promptTokens, req.encoding_format === 'base64'));
+  }
+
+  return async (path, body, signal) => {
+    try {
+      switch (path.replace(/^\/v1(?=\/)/, '').replace(/\/+$/, '')) {
+        case '/chat/completions': return await chat(body, signal);
+        case '/completions': return await completions(body, signal);
+        case '/embeddings': return await embeddings(body, signal);
+        case '/models': return jsonResponse(modelList(engine.options.modelId, created));
+        default: throw new GatewayError('not_found');
+      }
+    } catch (err) {
+      if (!(err instanceof GatewayError) && !(err instanceof QueueFullError) && !signal.aborted) opts.onError?.(err);
+      return errorResponse(err);
+    }
+  };
+}
