@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { BackendSchema, HealthSchema } from '../gateway/config/schema.js';
+import { createMetrics } from '../gateway/metrics.js';
+import { createCircuitBreaker, createCircuitBreakers } from '../gateway/upstream/circuit-breaker.js';
+
+function clock(start = 1_000_000) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+describe('the circuit breaker', () => {
+  it('opens after N consecutive failures and lets nothing through during the cooldown', () => {
+    const c = clock();
+    const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 3, cooldown_ms: 1000 }), { now: c.now });
+    cb.onFailure();
+    cb.onFailure();
+    expect(cb.state).toBe('closed');
+    cb.onFailure();
+    expect(cb.state).toBe('open');
+    expect(cb.available()).toBe(false);
+    expect(cb.tryAcquire()).toBe(false);
+    c.advance(999);
+    expect(cb.tryAcquire()).toBe(false);
+  });
+
+  it('resets the consecutive count on a success', () => {
+    const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 2 }));
+    cb.onFailure();
+    cb.onSuccess();
+    cb.onFailure();
+    expect(cb.state).toBe('closed');
+  });
+
+  it('lets exactly one probe through after the cooldown and closes when it succeeds', () => {
+    const c = clock();
+    const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 1, cooldown_ms: 1000 }), { now: c.now });
+    cb.onFailure();
+    c.advance(1000);
+    expect(cb.available()).toBe(true);
+    expect(cb.tryAcquire()).toBe(true);
+    expect(cb.state).toBe('half_open');
+    expect(cb.tryAcquire()).toBe(false);
+    expect(cb.available()).toBe(false);
+    cb.onSuccess();
+    expect(cb.state).toBe('closed');
+    expect(cb.tryAcquire()).toBe(true);
+  });
+
+  it('reopens for a new cooldown when the probe fails', () => {
+    const c = clock();
+    const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 1, cooldown_ms: 1000 }), { now: c.now });
+    cb.onFailure();
+    c.advance(1000);
+    cb.tryAcquire();
+    cb.onFailure();
+    expect(cb.state).toBe('open');
+    c.advance(500);
+    expect(cb.tryAcquire()).toBe(false);
+    c.advance(500);
+    expect(cb.tryAcquire()).toBe(true);
+  });
+
+  it('frees the probe when its attempt ended without a verdict, and gives up on a probe that never reports', () => {
+    const c = clock();
+    const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 1, cooldown_ms: 1000 }), { now: c.now });
+    cb.onFailure();
+    c.advance(1000);
+    expect(cb.tryAcquire()).toBe(true);
+    cb.release();
+    expect(cb.tryAcquire()).toBe(true);
+    expect(cb.tryAcquire()).toBe(false);
+    c.advance(1000);
+    expect(cb.tryAcquire()).toBe(true);
+  });
+
+  it('opens on the error rate over the window once enough requests were seen', () => {
+    const c = clock();
+    const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 100, error_rate: 0.5, min_requests: 10, window_ms: 10_000 }), { now: c.now });
+    for (let i = 0; i < 4; i++) {
+      cb.onSuccess();
+      cb.onFailure();
+    }
+    expect(cb.state).toBe('closed'); // 8 requests < min_requests
+    cb.onSuccess();
+    cb.onFailure(); // 10 requests, 50% failed
+    expect(cb.state).toBe('open');
+  });
+
+  it('forgets failures older than the window', () => {
+    const c = clock();
+    const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 100, error_rate: 0.5, min_requests: 4, window_ms: 10_000 }), { now: c.now });
+    cb.onFailure();
+    cb.onFailure();
+    cb.onFailure();
+    c.advance(11_000);
+    cb.onSuccess();
+    cb.onSuccess();
+    cb.onSuccess();
+    cb.onFailure(); // in-window: 4 requests, 25% failed
+    expect(cb.state).toBe('closed');
+  });
+
+  it('keeps switchyard_backend_up in step with the circuit', async () => {
+    const c = clock();
+    const metrics = createMetrics({ defaultMetrics: false });
+    const breakers = createCircuitBreakers(
+      { backends: { a: BackendSchema.parse({ type: 'openai', health: { failure_threshold: 1, cooldown_ms: 100 } }), b: BackendSchema.parse({ type: 'openai' }) } },
+      metrics,
+      c.now,
+    );
+    const up = async () => Object.fromEntries((await metrics.backendUp.get()).values.map((v) => [v.labels.backend, v.value]));
+    expect(await up()).toEqual({ a: 1, b: 1 });
+    breakers.get('a')!.onFailure();
+    expect(await up()).toEqual({ a: 0, b: 1 });
+    c.advance(100);
+    breakers.get('a')!.tryAcquire();
+    expect(await up()).toEqual({ a: 1, b: 1 });
+  });
+});
