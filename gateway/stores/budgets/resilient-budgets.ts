@@ -1,0 +1,82 @@
+/**
+ * The Redis budget store under store.on_failure. While Redis answers, every call goes
+ * to it. During an outage fail_open reserves against per-replica memory budgets (each
+ * limit divided by store.replicas_hint, counted from zero for the outage), and
+ * fail_closed refuses with 503 store_unavailable. A reservation settles in the store
+ * that made it; a Redis settle that fails is kept and replayed when the outage ends
+ * (settle is idempotent), so spend made before an outage is never lost.
+ */
+import { GatewayError } from '../../errors.js';
+import type { StoreHealth } from '../redis/connection.js';
+import { createMemoryBudgets } from './memory-budgets.js';
+import type { BudgetScope, BudgetStore, Reservation } from './types.js';
+
+const MAX_DEFERRED = 100_000;
+
+export interface ResilientBudgetsOptions {
+  shared: BudgetStore;
+  health: StoreHealth;
+  /** store.replicas_hint */
+  replicas: number;
+  local?: BudgetStore;
+}
+
+interface DeferredSettle {
+  reservation: Reservation;
+  usd: number;
+  tokens: number;
+}
+
+export function createResilientBudgets(opts: ResilientBudgetsOptions): BudgetStore {
+  const { shared, health } = opts;
+  const local = opts.local ?? createMemoryBudgets();
+  const localReservations = new WeakSet<Reservation>();
+  const deferred: DeferredSettle[] = [];
+  const scale = (scopes: readonly BudgetScope[]): BudgetScope[] =>
+    scopes.map((s) => ({
+      ...s,
+      limitUsd: s.limitUsd === undefined ? undefined : s.limitUsd / opts.replicas,
+      limitTokens: s.limitTokens === undefined ? undefined : Math.floor(s.limitTokens / opts.replicas),
+    }));
+
+  const replay = async () => {
+    while (deferred.length > 0 && !health.degraded) {
+      const d = deferred[0];
+      if (!(await health.attempt('budgets.settle', () => shared.settle(d.reservation, d.usd, d.tokens)))) return;
+      deferred.shift();
+    }
+  };
+  health.onRecover(() => void replay());
+
+  return {
+    reserve(scopes, usd, tokens) {
+      return health.run('budgets.reserve', () => shared.reserve(scopes, usd, tokens), async () => {
+        const result = await local.reserve(scale(scopes), usd, tokens);
+        if (result.ok) localReservations.add(result.reservation);
+        return result;
+      });
+    },
+    async settle(reservation, usd, tokens) {
+      if (localReservations.has(reservation)) return local.settle(reservation, usd, tokens);
+      let usage: Awaited<ReturnType<BudgetStore['settle']>> = [];
+      const ok = await health.attempt('budgets.settle', async () => {
+        usage = await shared.settle(reservation, usd, tokens);
+      });
+      if (!ok && deferred.length < MAX_DEFERRED) deferred.push({ reservation, usd, tokens });
+      return usage;
+    },
+    get(scopeId) {
+      return health.run('budgets.get', () => shared.get(scopeId), () => local.get(scopeId));
+    },
+    async reset(scopeId) {
+      await local.reset(scopeId);
+      await health.run('budgets.reset', () => shared.reset(scopeId), () => {
+        throw new GatewayError('store_unavailable', { detail: 'budget reset needs the shared store' });
+      });
+    },
+    async close() {
+      await local.close();
+      await shared.close();
+    },
+  };
+}
