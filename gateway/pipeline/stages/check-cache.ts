@@ -1,0 +1,127 @@
+/**
+ * checkCache: answers from the response cache, or arranges for the answer to be
+ * cached. Runs after resolveRoute (the key holds the resolved target) and BEFORE
+ * checkBudget, so a hit neither needs nor consumes budget (cache.charge_hits false);
+ * the budget stage skips reservation when isFreeCacheHit(ctx) is true anyway.
+ *
+ * Order within the stage (docs/cache.md):
+ *   policy → bypass?  exact lookup → hit?  coalesce: follower → served?  semantic
+ *   lookup → hit?  miss: header, metrics, recordOnCompletion (store + wake followers).
+ * Followers join before the semantic lookup, so a herd costs one embedding call too.
+ * The cache never fails a request: store or embedding trouble is a miss.
+ */
+import type { RequestContext, Stage } from '../context.js';
+import { STOP } from '../context.js';
+import type { GatewayDeps } from '../deps.js';
+import type { CacheParts } from '../../cache/parts.js';
+import { decideCachePolicy } from '../../cache/policy.js';
+import { exactCacheKey } from '../../cache/key.js';
+import { normaliseVector, semanticQuery } from '../../cache/semantic.js';
+import { CACHE_HEADER, serveEntry, serveFollower } from '../../cache/serve.js';
+import { recordOnCompletion, targetIdOf, type PendingStore } from '../../cache/record.js';
+import type { Leader } from '../../cache/coalesce.js';
+import type { CacheEntry } from '../../cache/entry.js';
+
+const EMBED_WARN_EVERY_MS = 60_000;
+
+export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Stage {
+  const { metrics, logger } = deps;
+  let lastEmbedWarn = 0;
+
+  async function getExact(ctx: RequestContext, key: string): Promise<CacheEntry | undefined> {
+    try {
+      return await parts.exact.get(key);
+    } catch (err) {
+      logger.warn({ request_id: ctx.id, err: (err as Error).message }, 'cache lookup failed; treated as a miss');
+      return undefined;
+    }
+  }
+
+  async function embed(ctx: RequestContext, text: string): Promise<Float32Array | undefined> {
+    try {
+      return normaliseVector(await parts.embed!(text));
+    } catch (err) {
+      const now = Date.now();
+      if (now - lastEmbedWarn > EMBED_WARN_EVERY_MS) {
+        lastEmbedWarn = now;
+        logger.warn({ request_id: ctx.id, model: ctx.config.cache.semantic.embedding_model, err: (err as Error).message }, 'embedding for the semantic cache failed; semantic layer skipped');
+      }
+      return undefined;
+    }
+  }
+
+  async function lookupSemantic(ctx: RequestContext, partition: string, vector: Float32Array, threshold: number) {
+    try {
+      return await parts.semantic!.lookup(partition, vector, threshold);
+    } catch (err) {
+      logger.warn({ request_id: ctx.id, err: (err as Error).message }, 'semantic cache lookup failed; treated as a miss');
+      return undefined;
+    }
+  }
+
+  return async function checkCache(ctx: RequestContext) {
+    if (ctx.endpoint !== 'chat' && ctx.endpoint !== 'completions') return;
+    const targetId = targetIdOf(ctx);
+    if (!targetId) return;
+    const cfg = ctx.config.cache;
+    const policy = decideCachePolicy({
+      cache: cfg,
+      route: ctx.route,
+      body: ctx.body,
+      header: ctx.req.headers[CACHE_HEADER],
+      semanticAvailable: parts.semantic !== undefined && parts.embed !== undefined,
+    });
+    if (!policy) {
+      ctx.responseHeaders[CACHE_HEADER] = 'bypass';
+      ctx.cacheResult = 'bypass';
+      metrics.cacheRequests.labels('exact', 'bypass').inc();
+      return;
+    }
+    const endpoint = ctx.endpoint;
+    const key = exactCacheKey({ endpoint, target: targetId, body: ctx.body });
+
+    if (policy.read && policy.exact) {
+      const entry = await getExact(ctx, key);
+      if (entry) {
+        serveEntry(ctx, entry, 'exact', metrics);
+        return STOP;
+      }
+    }
+
+    let leader: Leader | undefined;
+    if (cfg.coalesce.enabled && policy.read && policy.write) {
+      const joined = parts.coalescer.join(key, { stream: ctx.stream, includeUsage: ctx.clientWantsUsage, model: ctx.modelAlias });
+      if (joined.role === 'leader') {
+        leader = joined.leader;
+        // Safety net: whatever happens next (a later stage throws, the client leaves), followers are released.
+        const l = leader;
+        ctx.onEnd.push(() => l.release());
+      } else if (await serveFollower(ctx, joined.follower, cfg.coalesce.wait_ms, metrics)) return STOP;
+    }
+
+    let semantic: PendingStore['semantic'];
+    if (policy.semantic) {
+      const query = semanticQuery(endpoint, targetId, ctx.body);
+      const vector = query ? await embed(ctx, query.text) : undefined;
+      if (query && vector) {
+        semantic = { query, vector };
+        const match = policy.read ? await lookupSemantic(ctx, query.partition, vector, cfg.semantic.threshold) : undefined;
+        if (match) {
+          leader?.complete(match.entry);
+          leader?.release();
+          serveEntry(ctx, match.entry, 'semantic', metrics);
+          return STOP;
+        }
+        metrics.cacheRequests.labels('semantic', policy.read ? 'miss' : 'bypass').inc();
+      } else {
+        metrics.cacheRequests.labels('semantic', 'bypass').inc();
+      }
+    }
+
+    const result = policy.read ? 'miss' : 'bypass';
+    ctx.responseHeaders[CACHE_HEADER] = result;
+    ctx.cacheResult = result;
+    if (policy.exact) metrics.cacheRequests.labels('exact', result).inc();
+    recordOnCompletion(ctx, { endpoint, key, targetId, policy, leader, semantic }, parts, logger);
+  };
+}
