@@ -1,0 +1,191 @@
+/**
+ * The standalone local-model server as users use it: the official openai SDK against
+ * `switchyard-local-backend` serving the generated tiny LLaMA model on the CPU.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import type { LocalServer } from '../local-backend/server.js';
+import { startTinyLocalServer } from './support/tiny-model.js';
+
+const messages = [{ role: 'user' as const, content: 'Tell me a story.' }];
+
+function clientFor(server: LocalServer): OpenAI {
+  return new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+}
+
+async function health(server: LocalServer): Promise<{ busy: number; queued: number }> {
+  return (await fetch(`${server.url}/health`)).json() as Promise<{ busy: number; queued: number }>;
+}
+
+async function until(check: () => Promise<boolean>, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('the standalone local backend (parallel: 2)', () => {
+  let server: LocalServer;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    server = await startTinyLocalServer({ parallel: 2 });
+    client = clientFor(server);
+  });
+  afterAll(() => server?.close());
+
+  it('answers greedy requests identically, and seeded sampling identically for the same seed', async () => {
+    const greedy = () => client.chat.completions.create({ model: 'local', messages, max_tokens: 24, temperature: 0 });
+    const [a, b] = [await greedy(), await greedy()];
+    expect(a.choices[0]!.message.content).toHaveLength(24);
+    expect(b.choices[0]!.message.content).toBe(a.choices[0]!.message.content);
+
+    const seeded = () => client.chat.completions.create({ model: 'local', messages, max_tokens: 24, temperature: 0.9, seed: 7 });
+    const [c, d] = [await seeded(), await seeded()];
+    expect(d.choices[0]!.message.content).toBe(c.choices[0]!.message.content);
+    expect(a.object).toBe('chat.completion');
+    expect(a.id).toMatch(/^chatcmpl-/);
+  });
+
+  it('streams chunks that add up to the non-streamed answer, then a usage chunk and [DONE]', async () => {
+    const whole = await client.chat.completions.create({ model: 'local', messages, max_tokens: 16, temperature: 0 });
+    const stream = await client.chat.completions.create({ model: 'local', messages, max_tokens: 16, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+
+    expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
+    const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
+    expect(text).toBe(whole.choices[0]!.message.content);
+    expect(chunks.filter((c) => c.choices[0]?.delta.content).length).toBeGreaterThan(1);
+    const finish = chunks.at(-2)!;
+    expect(finish.choices[0]!.finish_reason).toBe('length');
+    const last = chunks.at(-1)!;
+    expect(last.choices).toEqual([]);
+    expect(last.usage).toEqual(whole.usage);
+    expect(last.usage!.completion_tokens).toBe(16);
+    expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
+  });
+
+  it('stops at max_tokens with finish_reason length and at a stop sequence with finish_reason stop', async () => {
+    const long = await client.chat.completions.create({ model: 'local', messages, max_tokens: 40, temperature: 0 });
+    const text = long.choices[0]!.message.content!;
+    expect(long.choices[0]!.finish_reason).toBe('length');
+    expect(long.usage!.completion_tokens).toBe(40);
+    expect(long.usage!.prompt_tokens).toBeGreaterThan(0);
+
+    // A two-character stop string that first occurs in the middle of the greedy text.
+    let at = 5;
+    while (text.indexOf(text.slice(at, at + 2)) !== at) at++;
+    const stop = text.slice(at, at + 2);
+    const stopped = await client.chat.completions.create({ model: 'local', messages, max_tokens: 40, temperature: 0, stop: [stop] });
+    expect(stopped.choices[0]!.finish_reason).toBe('stop');
+    expect(stopped.choices[0]!.message.content).toBe(text.slice(0, at));
+  });
+
+  it('returns parseable JSON for response_format json_object', async () => {
+    const res = await client.chat.completions.create({ model: 'local', messages: [{ role: 'user', content: 'Reply in JSON.' }], max_tokens: 300, temperature: 0, response_format: { type: 'json_object' } });
+    expect(res.choices[0]!.finish_reason).toBe('stop');
+    expect(() => JSON.parse(res.choices[0]!.message.content!)).not.toThrow();
+  });
+
+  it('embeds with the model dimension, the same input giving the same vector', async () => {
+    const res = await client.embeddings.create({ model: 'local-embed', input: ['hello world', 'hello world', 'something else'] });
+    expect(res.data).toHaveLength(3);
+    for (const d of res.data) expect(d.embedding).toHaveLength(64);
+    expect(res.data[1]!.embedding).toEqual(res.data[0]!.embedding);
+    expect(res.data[2]!.embedding).not.toEqual(res.data[0]!.embedding);
+    expect(res.usage.prompt_tokens).toBeGreaterThan(0);
+
+    const floats = await client.embeddings.create({ model: 'local-embed', input: 'hello world', encoding_format: 'float' });
+    expect(floats.data[0]!.embedding).toEqual(res.data[0]!.embedding);
+  });
+
+  it('completes 4 concurrent requests with 2 sequences', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 4 }, (_, i) => client.chat.completions.create({ model: 'local', messages: [{ role: 'user', content: `Request ${i}` }], max_tokens: 64, temperature: 0 })),
+    );
+    for (const r of results) {
+      expect(r.choices[0]!.finish_reason).toBe('length');
+      expect(r.usage!.completion_tokens).toBe(64);
+    }
+    expect(await health(server)).toMatchObject({ busy: 0, queued: 0 });
+  });
+
+  it('serves raw text completions, streamed and not', async () => {
+    const whole = await client.completions.create({ model: 'local', prompt: 'Once upon a time', max_tokens: 12, temperature: 0 });
+    expect(whole.object).toBe('text_completion');
+    expect(whole.choices[0]!.finish_reason).toBe('length');
+    expect(whole.usage).toMatchObject({ completion_tokens: 12 });
+    const stream = await client.completions.create({ model: 'local', prompt: 'Once upon a time', max_tokens: 12, temperature: 0, stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+    expect(text).toBe(whole.choices[0]!.text);
+  });
+
+  it('lists the model, reports OpenAI-shaped errors and exposes metrics', async () => {
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(['switchyard-tiny-llama']);
+
+    const bad = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: [] }) });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ error: { message: expect.any(String), type: 'invalid_request_error', param: 'messages', code: 'invalid_request' } });
+    const notJson = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: '{' });
+    expect(notJson.status).toBe(400);
+    expect(((await notJson.json()) as { error: { code: string } }).error.code).toBe('invalid_json');
+    expect((await fetch(`${server.url}/v1/nope`)).status).toBe(404);
+
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    for (const name of ['switchyard_local_tokens_generated_total', 'switchyard_local_tokens_per_second', 'switchyard_local_time_to_first_token_seconds_bucket', 'switchyard_local_queue_depth', 'switchyard_local_busy_sequences']) {
+      expect(metrics).toContain(name);
+    }
+    expect(metrics).toMatch(/switchyard_local_tokens_generated_total\{backend="switchyard-tiny-llama"\} [1-9]/);
+  });
+});
+
+describe('the standalone local backend (parallel: 1, queue_size: 1)', () => {
+  let server: LocalServer;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    server = await startTinyLocalServer({ parallel: 1, queueSize: 1 });
+    client = clientFor(server);
+  });
+  afterAll(() => server?.close());
+
+  // max_tokens far past the window: node-llama-cpp shifts the context, so only an abort ends it soon.
+  const endless = (signal: AbortSignal) => client.chat.completions.create({ model: 'local', messages, max_tokens: 100_000, temperature: 0, stream: true }, { signal });
+
+  it('stops generating and frees the sequence when a streaming client goes away', async () => {
+    const ac = new AbortController();
+    const stream = await endless(ac.signal);
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta.content) break; // leaving the loop aborts the request
+    }
+    const started = Date.now();
+    const next = await client.chat.completions.create({ model: 'local', messages, max_tokens: 5, temperature: 0 });
+    expect(next.choices[0]!.finish_reason).toBe('length');
+    expect(Date.now() - started).toBeLessThan(2000);
+    await until(async () => (await health(server)).busy === 0);
+  });
+
+  it('refuses with 429 and Retry-After when the queue is full', async () => {
+    const running = new AbortController();
+    const waiting = new AbortController();
+    const first = await endless(running.signal); // holds the only sequence
+    const iterator = first[Symbol.asyncIterator]();
+    await iterator.next();
+    const second = endless(waiting.signal).catch((e: unknown) => e); // waits in the queue
+    await until(async () => (await health(server)).queued === 1);
+
+    const refused = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages, max_tokens: 5 }) });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(await refused.json()).toEqual({ error: { message: expect.any(String), type: 'requests', param: null, code: 'queue_full' } });
+
+    waiting.abort();
+    running.abort();
+    await second;
+    await until(async () => (await health(server)).busy === 0 && (await health(server)).queued === 0);
+  });
+});
