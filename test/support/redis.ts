@@ -2,7 +2,8 @@
  * A real redis-server for tests: a free port, a temp dir, no persistence
  * (`--save '' --appendonly no`). stop() kills it (SIGKILL: an outage, not a graceful
  * shutdown), restart() starts it again on the same port, close() stops it and
- * removes the dir. Tests call close() in afterAll.
+ * removes the dir. pause()/resume() freeze and thaw it (SIGSTOP/SIGCONT) to test a
+ * Redis that hangs. Tests call close() in afterAll.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +16,10 @@ export interface TestRedis {
   port: number;
   stop(): Promise<void>;
   restart(): Promise<void>;
+  /** SIGSTOP: the server keeps its sockets but answers nothing (a hang, not a crash). */
+  pause(): Promise<void>;
+  /** SIGCONT after pause(). */
+  resume(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -89,7 +94,14 @@ export async function startRedis(): Promise<TestRedis> {
       await stop();
       await start();
     },
+    pause: async () => {
+      child?.kill('SIGSTOP');
+    },
+    resume: async () => {
+      child?.kill('SIGCONT');
+    },
     close: async () => {
+      child?.kill('SIGCONT');
       await stop();
       rmSync(dir, { recursive: true, force: true });
     },
