@@ -62,6 +62,12 @@ export function isStorableResponse(response: unknown): response is Record<string
   return r.choices.every((c) => c && typeof c === 'object' && typeof (c as Record<string, unknown>).finish_reason === 'string');
 }
 
+/** `entry` with expiresAtMs no later than now + ttlS (the same object when already so). */
+export function withExpiry(entry: CacheEntry, ttlS: number, nowMs: number): CacheEntry {
+  const at = nowMs + Math.ceil(ttlS * 1000);
+  return entry.expiresAtMs <= at ? entry : { ...entry, expiresAtMs: at };
+}
+
 export function encodeEntry(entry: CacheEntry): Buffer {
   return Buffer.from(JSON.stringify(entry), 'utf8');
 }

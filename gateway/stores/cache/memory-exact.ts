@@ -5,7 +5,7 @@
  * served without a network round trip.
  */
 import { LRUCache } from 'lru-cache';
-import { encodeEntry, type CacheEntry } from '../../cache/entry.js';
+import { encodeEntry, withExpiry, type CacheEntry } from '../../cache/entry.js';
 import type { ExactCacheStore } from './types.js';
 
 interface Held {
@@ -52,10 +52,12 @@ export function createMemoryExactCache(opts: MemoryExactCacheOptions): MemoryExa
       return held.entry;
     },
     async set(key, entry, ttlS) {
-      const bytes = encodeEntry(entry).byteLength;
+      if (ttlS <= 0) return;
+      const held = withExpiry(entry, ttlS, now());
+      const bytes = encodeEntry(held).byteLength;
       // An entry larger than the whole cache is refused by lru-cache (it would evict everything).
-      if (bytes > opts.maxBytes || ttlS <= 0) return;
-      lru.set(key, { entry, bytes }, { ttl: Math.ceil(ttlS * 1000) });
+      if (bytes > opts.maxBytes) return;
+      lru.set(key, { entry: held, bytes }, { ttl: Math.ceil(ttlS * 1000) });
       report();
     },
     async close() {

@@ -5,7 +5,7 @@
  * The ioredis client is owned by the caller (main.ts), which sets its timeouts.
  */
 import type { Redis } from 'ioredis';
-import { decodeEntry, encodeEntry } from '../../cache/entry.js';
+import { decodeEntry, encodeEntry, withExpiry } from '../../cache/entry.js';
 import type { ExactCacheStore } from './types.js';
 
 export interface RedisExactCacheOptions {
@@ -26,7 +26,7 @@ export function createRedisExactCache(opts: RedisExactCacheOptions): ExactCacheS
     async set(key, entry, ttlS) {
       const ms = Math.ceil(ttlS * 1000);
       if (ms <= 0) return;
-      await opts.redis.set(k(key), encodeEntry(entry), 'PX', ms);
+      await opts.redis.set(k(key), encodeEntry(withExpiry(entry, ttlS, Date.now())), 'PX', ms);
     },
     async close() {
       // The client belongs to the caller.

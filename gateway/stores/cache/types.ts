@@ -14,7 +14,11 @@ import type { CacheEntry } from '../../cache/entry.js';
 export interface ExactCacheStore {
   /** The live entry under `key`, or undefined (missing, expired or unreadable). */
   get(key: string): Promise<CacheEntry | undefined>;
-  /** Stores `entry` for `ttlS` seconds (fractions allowed); replaces any entry under `key`. */
+  /**
+   * Stores `entry` for `ttlS` seconds (fractions allowed); replaces any entry under `key`.
+   * The stored copy's expiresAtMs is clamped to now + ttlS, so whoever reads it later
+   * (a memory tier copying a Redis hit) knows the time it really has left.
+   */
   set(key: string, entry: CacheEntry, ttlS: number): Promise<void>;
   close(): Promise<void>;
 }

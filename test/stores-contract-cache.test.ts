@@ -1,0 +1,205 @@
+/**
+ * One contract for every cache store: the exact cache (memory, Redis, memory in front
+ * of Redis) and the semantic record store (memory, Redis). "Two replicas" are two
+ * store instances over the same state (for Redis: two clients).
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CacheEntry } from '../gateway/cache/entry.js';
+import { createCacheParts } from '../gateway/cache/parts.js';
+import { createMemoryExactCache } from '../gateway/stores/cache/memory-exact.js';
+import { createRedisExactCache } from '../gateway/stores/cache/redis-exact.js';
+import { createTieredExactCache } from '../gateway/stores/cache/tiered-exact.js';
+import { createMemorySemanticRecords } from '../gateway/stores/cache/memory-semantic.js';
+import { createRedisSemanticRecords } from '../gateway/stores/cache/redis-semantic.js';
+import type { ExactCacheStore, SemanticRecordStore } from '../gateway/stores/cache/types.js';
+import { CacheSchema } from '../gateway/config/schema.js';
+import { createStoreHealth } from '../gateway/stores/redis/connection.js';
+import { createLogger } from '../gateway/logger.js';
+import { createMetrics } from '../gateway/metrics.js';
+import { startRedis, type TestRedis } from './support/redis.js';
+
+let redis: TestRedis;
+const clients: Redis[] = [];
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  await redis?.close();
+});
+
+const client = () => {
+  const c = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  c.on('error', () => {}); // the outage test stops Redis on purpose
+  clients.push(c);
+  return c;
+};
+let n = 0;
+const uid = (s: string) => `${s}-${++n}-${Math.random().toString(36).slice(2, 7)}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function entry(content: string, ttlMs = 60_000): CacheEntry {
+  const usage = { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 };
+  return {
+    v: 1,
+    endpoint: 'chat',
+    response: { id: 'chatcmpl-x', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage },
+    usage,
+    expiresAtMs: Date.now() + ttlMs,
+  };
+}
+const UNICODE = 'nul\u0000 bytes, 中文, emoji 🚀, lone-looking \\ud800 text, "quotes" and \n newlines';
+
+interface Replicas<S> {
+  a: S;
+  b: S;
+}
+
+const exactImplementations: Array<[string, () => Replicas<ExactCacheStore>]> = [
+  ['memory', () => {
+    const s = createMemoryExactCache({ maxBytes: 1 << 20 });
+    return { a: s, b: s };
+  }],
+  ['redis', () => ({ a: createRedisExactCache({ redis: client(), keyPrefix: 'contract:' }), b: createRedisExactCache({ redis: client(), keyPrefix: 'contract:' }) })],
+  ['memory in front of redis', () => {
+    const make = () => createTieredExactCache(createMemoryExactCache({ maxBytes: 1 << 20 }), createRedisExactCache({ redis: client(), keyPrefix: 'contract:' }));
+    return { a: make(), b: make() };
+  }],
+];
+
+describe.each(exactImplementations)('the %s exact cache store', (_name, make) => {
+  let s: Replicas<ExactCacheStore>;
+  beforeAll(() => {
+    s = make();
+  });
+
+  it('answers undefined for a key it never stored', async () => {
+    expect(await s.a.get(uid('none'))).toBeUndefined();
+  });
+
+  it('returns an entry stored by another replica, byte for byte, unicode and NUL included', async () => {
+    const k = uid('k');
+    const e = entry(UNICODE);
+    await s.a.set(k, e, 60);
+    expect(await s.b.get(k)).toEqual(e);
+  });
+
+  it('replaces the entry under a key on a second set', async () => {
+    const k = uid('k');
+    await s.a.set(k, entry('first'), 60);
+    await s.a.set(k, entry('second'), 60);
+    expect((await s.b.get(k))?.response.choices).toEqual(entry('second').response.choices);
+  });
+
+  it('forgets an entry once its TTL is over', async () => {
+    const k = uid('ttl');
+    // The entry's own expiry is far away: only the store's TTL can make it go.
+    await s.a.set(k, entry('short-lived', 60_000), 0.3);
+    expect(await s.b.get(k)).toBeDefined();
+    await sleep(450);
+    expect(await s.a.get(k)).toBeUndefined();
+    expect(await s.b.get(k)).toBeUndefined();
+  });
+
+  it('never returns an entry past its own expiry, even if the store still holds it', async () => {
+    const k = uid('stale');
+    await s.a.set(k, { ...entry('stale'), expiresAtMs: Date.now() - 1 }, 60);
+    expect(await s.b.get(k)).toBeUndefined();
+  });
+});
+
+describe('the memory exact cache store', () => {
+  it('is bounded in bytes: the least recently used entries go first, and the gauge follows', async () => {
+    const one = Buffer.byteLength(JSON.stringify(entry('x'.repeat(1000))));
+    let reported = -1;
+    const s = createMemoryExactCache({ maxBytes: one * 3 + 10, onBytes: (b) => (reported = b) });
+    for (const k of ['a', 'b', 'c']) await s.set(k, entry('x'.repeat(1000)), 60);
+    expect(s.bytes).toBe(one * 3);
+    expect(reported).toBe(one * 3);
+    await s.get('a'); // a is now the most recently used
+    await s.set('d', entry('x'.repeat(1000)), 60);
+    expect(await s.get('b')).toBeUndefined();
+    expect(await s.get('a')).toBeDefined();
+    expect(await s.get('d')).toBeDefined();
+    expect(s.bytes).toBeLessThanOrEqual(one * 3 + 10);
+  });
+
+  it('refuses an entry larger than the whole cache instead of emptying it', async () => {
+    const s = createMemoryExactCache({ maxBytes: 2000 });
+    await s.set('small', entry('ok'), 60);
+    await s.set('huge', entry('x'.repeat(5000)), 60);
+    expect(await s.get('huge')).toBeUndefined();
+    expect(await s.get('small')).toBeDefined();
+  });
+});
+
+const semanticImplementations: Array<[string, () => Replicas<SemanticRecordStore>]> = [
+  ['memory', () => {
+    const s = createMemorySemanticRecords({ maxRecords: 1000 });
+    return { a: s, b: s };
+  }],
+  ['redis', () => ({ a: createRedisSemanticRecords({ redis: client(), keyPrefix: 'contract:' }), b: createRedisSemanticRecords({ redis: client(), keyPrefix: 'contract:' }) })],
+];
+
+describe.each(semanticImplementations)('the %s semantic record store', (_name, make) => {
+  let s: Replicas<SemanticRecordStore>;
+  beforeAll(() => {
+    s = make();
+  });
+  const vec = (...xs: number[]) => new Float32Array(xs);
+
+  it('gives another replica the records it lacks, vectors exact, entries whole', async () => {
+    const p = uid('part');
+    const r1 = { id: 'r1', vector: vec(0.6, 0.8, 1 / 3), entry: entry(UNICODE) };
+    const r2 = { id: 'r2', vector: vec(1, 0, 0), entry: entry('two') };
+    await s.a.add(p, r1);
+    await s.a.add(p, r2);
+    const all = await s.b.loadNew(p, new Set());
+    expect(all.sort((x, y) => x.id.localeCompare(y.id))).toEqual([r1, r2]);
+    expect(await s.b.loadNew(p, new Set(['r1']))).toEqual([r2]);
+    expect(await s.b.loadNew(p, new Set(['r1', 'r2']))).toEqual([]);
+  });
+
+  it('keeps partitions apart', async () => {
+    const p = uid('part');
+    await s.a.add(p, { id: 'only-here', vector: vec(1, 0), entry: entry('x') });
+    expect(await s.b.loadNew(uid('other'), new Set())).toEqual([]);
+    expect((await s.b.loadNew(p, new Set())).map((r) => r.id)).toEqual(['only-here']);
+  });
+
+  it('forgets a record once its entry expires', async () => {
+    const p = uid('part');
+    await s.a.add(p, { id: 'brief', vector: vec(0, 1), entry: entry('brief', 300) });
+    await s.a.add(p, { id: 'lasting', vector: vec(1, 0), entry: entry('lasting') });
+    expect((await s.b.loadNew(p, new Set())).map((r) => r.id).sort()).toEqual(['brief', 'lasting']);
+    await sleep(450);
+    expect((await s.b.loadNew(p, new Set())).map((r) => r.id)).toEqual(['lasting']);
+  });
+});
+
+describe('the cache parts over Redis', () => {
+  it('serve a Redis hit from memory afterwards, and treat an unreachable Redis as a miss that is counted', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const c = client();
+    const health = createStoreHealth({ onFailure: 'fail_closed', logger: createLogger({ level: 'silent' }), metrics, ping: () => c.ping().then(() => undefined), isConnected: () => c.status === 'ready', probeMs: 50 });
+    const writer = createCacheParts({ cache: CacheSchema.parse({}), metrics, redis: { client: client(), keyPrefix: 'parts:' } });
+    const reader = createCacheParts({ cache: CacheSchema.parse({}), metrics, redis: { client: c, keyPrefix: 'parts:', health } });
+    const k = uid('k');
+    await writer.exact.set(k, entry('shared'), 60);
+    expect(await reader.exact.get(k)).toBeDefined();
+    await redis.stop();
+    try {
+      // Copied into the reader's memory tier by the first read: still served.
+      expect(await reader.exact.get(k)).toBeDefined();
+      // Not in memory, Redis gone: a miss, never a thrown error, even under fail_closed.
+      expect(await reader.exact.get(uid('absent'))).toBeUndefined();
+      await reader.exact.set(uid('w'), entry('w'), 60);
+      const failures = (await metrics.storeFailures.get()).values.reduce((sum, v) => sum + v.value, 0);
+      expect(failures).toBeGreaterThanOrEqual(1);
+    } finally {
+      await redis.restart();
+      health.close();
+    }
+  });
+});
