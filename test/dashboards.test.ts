@@ -227,6 +227,20 @@ describe.skipIf(!hasPrometheus)('Grafana panel queries against a real Prometheus
     expect(empty).toEqual([]);
   });
 
+  it('serve the prometheus-adapter queries behind the HPA with a value per pod', async () => {
+    const cm = parse(readFileSync(new URL('deploy/k8s/monitoring/prometheus-adapter-rules.yaml', root), 'utf8'));
+    const rules: { seriesQuery: string; metricsQuery: string; name: { as: string } }[] = parse(cm.data['config.yaml']).rules;
+    expect(rules.length).toBe(2);
+    for (const r of rules) {
+      // The adapter fills these templates; the test target has no namespace/pod labels, so group by instance.
+      const series = r.seriesQuery.slice(0, r.seriesQuery.indexOf('{'));
+      const expr = r.metricsQuery.replaceAll('<<.Series>>', series).replaceAll('<<.LabelMatchers>>', 'job="switchyard"').replaceAll('<<.GroupBy>>', 'instance');
+      const result = await prom!.query(expr);
+      expect(result.length, `${r.name.as}: ${expr}`).toBe(1);
+      expect(Number(result[0]!.value[1]), r.name.as).toBeGreaterThan(0);
+    }
+  });
+
   it('return nothing for a job that does not exist, so the job filter really filters', async () => {
     const [q] = allPanelQueries().filter((q) => q.panel === 'Requests per second by model');
     expect(q).toBeDefined();
