@@ -35,6 +35,7 @@ export function createHttpBackendClient(name: string, cfg: BackendConfig, baseUr
         status: res.statusCode,
         headers: res.headers,
         body: res.body,
+        bytes: async () => new Uint8Array(await res.body.arrayBuffer()),
         dump: () => res.body.dump(),
       };
     },

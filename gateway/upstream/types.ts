@@ -9,6 +9,8 @@ export interface UpstreamResponse {
   headers: Record<string, string | string[] | undefined>;
   /** The body as it arrives; consume it or call `dump()`. */
   body: AsyncIterable<Uint8Array>;
+  /** The whole body at once, when the client can do that faster than iterating. */
+  bytes?(): Promise<Uint8Array>;
   /** Discard the rest of the body and free the connection. */
   dump(): Promise<void>;
 }

@@ -20,21 +20,43 @@ function countToolResults(ctx: RequestContext, deps: GatewayDeps): void {
   }
 }
 
+/** Label children per (alias, backend), resolved once: prom-client's label hashing is not free per request. */
+function childrenFor(m: GatewayDeps['metrics'], model: string, backend: string) {
+  const byStatus = new Map<number, ReturnType<typeof m.requests.labels>>();
+  return {
+    requests: (status: number) => {
+      let c = byStatus.get(status);
+      if (!c) byStatus.set(status, (c = m.requests.labels(model, backend, String(status))));
+      return c;
+    },
+    duration: m.requestDuration.labels(model),
+    overhead: m.overhead.labels(model),
+    upstream: m.upstreamDuration.labels(backend),
+    ttft: m.timeToFirstToken.labels(model),
+    prompt: m.tokens.labels(model, 'prompt'),
+    completion: m.tokens.labels(model, 'completion'),
+  };
+}
+
 export function createRecordMetricsFinalizer(deps: GatewayDeps): Finalizer {
   const m = deps.metrics;
+  const cache = new Map<string, ReturnType<typeof childrenFor>>();
   return function recordMetrics(ctx: RequestContext) {
     const known = ctx.target !== undefined;
     const model = known ? ctx.target!.alias : '_unknown';
     const backend = known ? ctx.target!.backendName : '_none';
+    const cacheKey = known ? `${model}\u0000${backend}` : '_unknown';
+    let c = cache.get(cacheKey);
+    if (!c) cache.set(cacheKey, (c = childrenFor(m, model, backend)));
     const endNs = process.hrtime.bigint();
-    m.requests.labels(model, backend, String(ctx.status)).inc();
-    m.requestDuration.labels(model).observe(Number(endNs - ctx.startNs) / NS);
-    m.overhead.labels(model).observe(Number(endNs - ctx.startNs - ctx.upstreamNs) / NS);
-    if (known && ctx.upstreamNs > 0n) m.upstreamDuration.labels(backend).observe(Number(ctx.upstreamNs) / NS);
-    if (ctx.stream && ctx.firstByteNs !== undefined) m.timeToFirstToken.labels(model).observe(Number(ctx.firstByteNs - ctx.startNs) / NS);
+    c.requests(ctx.status).inc();
+    c.duration.observe(Number(endNs - ctx.startNs) / NS);
+    c.overhead.observe(Number(endNs - ctx.startNs - ctx.upstreamNs) / NS);
+    if (known && ctx.upstreamNs > 0n) c.upstream.observe(Number(ctx.upstreamNs) / NS);
+    if (ctx.stream && ctx.firstByteNs !== undefined) c.ttft.observe(Number(ctx.firstByteNs - ctx.startNs) / NS);
     if (ctx.usage && known) {
-      if (ctx.usage.prompt_tokens) m.tokens.labels(model, 'prompt').inc(ctx.usage.prompt_tokens);
-      if (ctx.usage.completion_tokens) m.tokens.labels(model, 'completion').inc(ctx.usage.completion_tokens);
+      if (ctx.usage.prompt_tokens) c.prompt.inc(ctx.usage.prompt_tokens);
+      if (ctx.usage.completion_tokens) c.completion.inc(ctx.usage.completion_tokens);
     }
     if (ctx.toolCalls?.length && known) for (const fn of ctx.toolCalls) m.toolCalls.labels(model, boundedFunction(ctx, fn)).inc();
     if (ctx.endpoint === 'chat') countToolResults(ctx, deps);

@@ -7,6 +7,7 @@
 import { GatewayError, UpstreamHttpError } from '../../errors.js';
 import type { RequestContext, Stage, Target } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
+import type { UpstreamResponse } from '../../upstream/types.js';
 import { classifyUpstreamError } from '../../upstream/classify-error.js';
 import { relayStream } from './relay-stream.js';
 import { responseHeaders } from '../respond.js';
@@ -14,7 +15,13 @@ import { estimateCompletionTokens, estimatePromptTokens } from '../estimate.js';
 
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
-async function readAll(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+async function readAll(res: UpstreamResponse): Promise<Buffer> {
+  if (res.bytes) {
+    const b = await res.bytes();
+    if (b.byteLength > MAX_RESPONSE_BYTES) throw new GatewayError('upstream_bad_response', { message: 'The upstream response is too large.' });
+    return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  }
+  const body = res.body;
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of body) {
@@ -86,7 +93,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     if (upstream.status >= 400) {
       let body: Buffer;
       try {
-        body = await readAll(upstream.body);
+        body = await readAll(upstream);
       } catch (err) {
         body = Buffer.alloc(0);
         void err;
@@ -105,7 +112,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     if (!ctx.stream) {
       let body: Buffer;
       try {
-        body = await readAll(upstream.body);
+        body = await readAll(upstream);
       } catch (err) {
         ctx.upstreamNs += process.hrtime.bigint() - t0;
         const c = classifyUpstreamError(err, ctx.abort.signal.aborted);
@@ -160,13 +167,13 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
 
   return async function dispatch(ctx: RequestContext) {
     const retries = ctx.route?.retries;
-    let lastError: unknown = new GatewayError('backend_unavailable');
+    let lastError: unknown;
     for (let c = 0; c < ctx.candidates.length; c++) {
       const target = ctx.candidates[c];
       if (c > 0) metrics.fallbacks.labels(ctx.candidates[c - 1].alias, target.alias).inc();
       const attempts = 1 + (retries?.attempts ?? 0);
       for (let a = 0; a < attempts; a++) {
-        if (ctx.abort.signal.aborted) throw lastError;
+        if (ctx.abort.signal.aborted) throw lastError ?? new GatewayError('backend_unavailable');
         try {
           await attempt(ctx, target);
           return;
@@ -184,7 +191,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
         }
       }
     }
-    throw lastError;
+    throw lastError ?? new GatewayError('backend_unavailable');
   };
 }
 

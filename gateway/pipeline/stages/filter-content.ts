@@ -1,0 +1,132 @@
+/**
+ * filterContent: the per-route content filter (routes[].filters). Runs after
+ * resolveRoute (it needs ctx.route) and before anything leaves the gateway; a request
+ * without a route, or whose route has no filters, passes untouched.
+ *
+ *   deny.patterns / deny.keywords → 400 content_filter (the rule goes to the log only:
+ *                                   telling the client which rule fired helps evade it)
+ *   pii.prompts (default on)      → e-mails, phones, cards, secrets in every message
+ *                                   text (and completions prompt / embeddings input)
+ *                                   replaced in ctx.body; ctx.bodyChanged = true
+ *
+ * Deny rules are compiled once per config generation, when the stage is created, so a
+ * bad regex fails start-up (or the reload) instead of a request. Patterns are
+ * case-insensitive. Completion-side redaction (pii.completions) is applied by the
+ * dispatcher through gateway/routing/redact-completions.ts.
+ */
+import type { RouteConfig } from '../../config/schema.js';
+import { GatewayError } from '../../errors.js';
+import { compileKeywords } from '../../routing/keywords.js';
+import { redactText } from '../../routing/pii.js';
+import type { RequestContext, Stage } from '../context.js';
+import type { GatewayDeps } from '../deps.js';
+
+interface CompiledFilters {
+  deny: Array<{ re: RegExp; rule: string }>;
+  redactPrompts: boolean;
+}
+
+function compilePattern(pattern: string, where: string): RegExp {
+  try {
+    return new RegExp(pattern, 'iu');
+  } catch {
+    try {
+      // Patterns written for non-Unicode mode (e.g. "\-" outside a class) are still accepted.
+      return new RegExp(pattern, 'i');
+    } catch (err) {
+      throw new Error(`${where}: invalid regular expression /${pattern}/: ${(err as Error).message}`);
+    }
+  }
+}
+
+export function compileFilters(route: RouteConfig, index: number): CompiledFilters | undefined {
+  const f = route.filters;
+  if (!f) return undefined;
+  const deny: CompiledFilters['deny'] = [];
+  f.deny?.patterns.forEach((p, i) => deny.push({ re: compilePattern(p, `routes.${index}.filters.deny.patterns.${i}`), rule: `pattern:${i}` }));
+  const kw = compileKeywords(f.deny?.keywords ?? []);
+  if (kw) deny.push({ re: kw, rule: 'keywords' });
+  const redactPrompts = f.pii !== undefined && f.pii.prompts;
+  if (!deny.length && !redactPrompts) return undefined;
+  return { deny, redactPrompts };
+}
+
+/** Calls visit on every user-supplied text in an OpenAI request body; visit may return a replacement. */
+export function forEachText(body: Record<string, unknown>, visit: (text: string) => string | void): void {
+  const messages = body.messages;
+  if (Array.isArray(messages)) {
+    for (const m of messages) {
+      if (!m || typeof m !== 'object') continue;
+      const msg = m as { content?: unknown };
+      if (typeof msg.content === 'string') {
+        const r = visit(msg.content);
+        if (typeof r === 'string') msg.content = r;
+      } else if (Array.isArray(msg.content)) {
+        for (const part of msg.content) {
+          const p = part as { type?: unknown; text?: unknown } | null;
+          if (p && p.type === 'text' && typeof p.text === 'string') {
+            const r = visit(p.text);
+            if (typeof r === 'string') p.text = r;
+          }
+        }
+      }
+    }
+  }
+  for (const field of ['prompt', 'input'] as const) {
+    const v = body[field];
+    if (typeof v === 'string') {
+      const r = visit(v);
+      if (typeof r === 'string') body[field] = r;
+    } else if (Array.isArray(v)) {
+      v.forEach((s, i) => {
+        if (typeof s !== 'string') return;
+        const r = visit(s);
+        if (typeof r === 'string') v[i] = r;
+      });
+    }
+  }
+}
+
+export function createFilterContentStage(deps: GatewayDeps): Stage {
+  const { metrics } = deps;
+  // Keyed by the frozen route object of this config generation.
+  const compiled = new Map<RouteConfig, CompiledFilters | undefined>();
+  deps.config.routes.forEach((r, i) => compiled.set(r, compileFilters(r, i)));
+
+  return function filterContent(ctx: RequestContext) {
+    const route = ctx.route;
+    if (!route) return;
+    let f = compiled.get(route);
+    if (f === undefined && !compiled.has(route)) {
+      // A route object from another config generation (should not happen; compile rather than skip filtering).
+      f = compileFilters(route, -1);
+      compiled.set(route, f);
+    }
+    if (!f) return;
+
+    for (const { re, rule } of f.deny) {
+      let hit = false;
+      forEachText(ctx.body, (text) => {
+        if (!hit && re.test(text)) hit = true;
+      });
+      if (hit) {
+        metrics.contentFiltered.labels(route.name, 'deny').inc();
+        throw new GatewayError('content_filter', { detail: { route: route.name, rule } });
+      }
+    }
+
+    if (f.redactPrompts) {
+      let count = 0;
+      forEachText(ctx.body, (text) => {
+        const r = redactText(text);
+        if (r.count === 0) return;
+        count += r.count;
+        return r.text;
+      });
+      if (count > 0) {
+        ctx.bodyChanged = true;
+        metrics.contentFiltered.labels(route.name, 'redact').inc();
+      }
+    }
+  };
+}

@@ -1,0 +1,236 @@
+/**
+ * `npm run bench`: Switchyard against the direct path, in one run, alternating.
+ *
+ * Starts the mock upstream and the gateway as separate processes (auth, metrics and
+ * file logging on), drives them with autocannon from this process, and prints
+ * requests/s, p50, p99 and the ratios — medians of several alternating pairs, since
+ * load generator, mock and gateway share the machine's cores.
+ *   (a) saturation: requests/s at concurrency 64, gateway as a share of direct (target ≥ 50%)
+ *   (b) latency at a fixed offered load of 2,000 requests/s: p99 gateway − p99 direct (target ≤ 1 ms)
+ *   (c) streaming time to first byte: gateway − direct
+ *   plus gateway CPU per request and RSS under sustained streaming.
+ * Further sections (cache, local backend) are added by their modules in this folder.
+ *
+ *   npm run bench                 full run (~3 minutes)
+ *   npm run bench -- --quick      1 pair, short runs (smoke)
+ *   npm run bench -- --only a,c   selected sections
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { request } from 'undici';
+import { createServer, type AddressInfo } from 'node:net';
+
+const args = process.argv.slice(2);
+const QUICK = args.includes('--quick');
+const onlyArg = args.indexOf('--only');
+const ONLY = onlyArg === -1 ? undefined : new Set(args[onlyArg + 1].split(','));
+const PAIRS = QUICK ? 1 : 3;
+const DURATION = QUICK ? 3 : 6;
+const KEY = 'sk-bench-0123456789';
+const dir = mkdtempSync(join(tmpdir(), 'switchyard-bench-'));
+
+const want = (s: string) => !ONLY || ONLY.has(s);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function startProcess(name: string, argv: string[], env: Record<string, string>, readyRe: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${name} did not start: ${out}`)), 30000);
+    const on = (d: Buffer) => {
+      out += d.toString();
+      const m = readyRe.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve({ child, match: m });
+      }
+    };
+    child.stdout!.on('data', on);
+    child.stderr!.on('data', on);
+    child.on('exit', (c) => reject(new Error(`${name} exited ${c}: ${out}`)));
+  });
+}
+
+/** utime + stime of a process in seconds (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+const chatBody = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello in one word.' }] });
+const streamBody = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello.' }], stream: true, stream_options: { include_usage: true } });
+
+async function cannon(url: string, opts: { connections: number; rate?: number; body?: string }) {
+  const r = await autocannon({
+    url,
+    method: 'POST',
+    connections: opts.connections,
+    duration: DURATION,
+    overallRate: opts.rate,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+    body: opts.body ?? chatBody,
+  });
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx, total: r.requests.total };
+}
+
+async function ttfb(url: string, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: streamBody });
+    const it = res.body[Symbol.asyncIterator]();
+    await it.next();
+    out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    for await (const _ of { [Symbol.asyncIterator]: () => it }) void _;
+  }
+  return out.sort((a, b) => a - b);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function waitReady(url: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(url)).status === 200) return;
+    } catch {
+      /* not yet */
+    }
+    await sleep(100);
+  }
+  throw new Error(`gateway not ready at ${url}`);
+}
+
+export interface BenchContext {
+  mockUrl: string;
+  gatewayUrl: string;
+  gatewayPid: number;
+  key: string;
+  quick: boolean;
+  pairs: number;
+  duration: number;
+}
+
+async function main(): Promise<void> {
+  const mock = await startProcess('mock', ['test/support/mock-upstream-cli.ts', '--port', '0', '--chunks', '5'], {}, /mock upstream on (http:\/\/[\d.:]+\/v1)/);
+  const mockUrl = mock.match[1];
+  const cfgFile = join(dir, 'bench.yaml');
+  writeFileSync(
+    cfgFile,
+    [
+      'server: { host: 127.0.0.1, port: 0 }',
+      `logging: { level: info, file: "${join(dir, 'gateway.log')}" }`,
+      'keys:',
+      '  - { id: bench, key: "${BENCH_KEY}", models: ["*"] }',
+      'backends:',
+      `  mock: { type: openai-compatible, base_url: "${mockUrl}", max_connections: 128 }`,
+      'models:',
+      '  gpt-4o-mini: { backend: mock, model: gpt-4o-mini, price: { input: 0.15, output: 0.6 } }',
+      'cache: { exact: { enabled: false } }',
+    ].join('\n'),
+  );
+  const port = await freePort();
+  const gw = spawn(process.execPath, ['--import', 'tsx', 'gateway/main.ts', '--config', cfgFile], { stdio: 'inherit', env: { ...process.env, BENCH_KEY: KEY, PORT: String(port) } });
+  const gatewayUrl = `http://127.0.0.1:${port}`;
+  await waitReady(`${gatewayUrl}/ready`);
+  const direct = `${mockUrl}/chat/completions`;
+  const through = `${gatewayUrl}/v1/chat/completions`;
+  const ctx: BenchContext = { mockUrl, gatewayUrl, gatewayPid: gw.pid!, key: KEY, quick: QUICK, pairs: PAIRS, duration: DURATION };
+  const report: Record<string, unknown> = {};
+
+  try {
+    // warm-up: JIT, pools, connections
+    await cannon(direct, { connections: 16 });
+    await cannon(through, { connections: 16 });
+
+    if (want('a')) {
+      const d: number[] = [];
+      const g: number[] = [];
+      const cpu: number[] = [];
+      for (let i = 0; i < PAIRS; i++) {
+        d.push((await cannon(direct, { connections: 64 })).rps);
+        await sleep(500);
+        const c0 = cpuSeconds(ctx.gatewayPid);
+        const r = await cannon(through, { connections: 64 });
+        cpu.push(((cpuSeconds(ctx.gatewayPid) - c0) / r.total) * 1e6);
+        g.push(r.rps);
+        if (r.errors) throw new Error(`gateway answered ${r.errors} errors under load`);
+        await sleep(500);
+      }
+      const ratio = median(g) / median(d);
+      report.a = { direct_rps: median(d), gateway_rps: median(g), ratio, gateway_cpu_us_per_request: median(cpu), target: '>= 0.50', pass: ratio >= 0.5 };
+      console.log(`(a) saturation @64: direct ${median(d).toFixed(0)} req/s, gateway ${median(g).toFixed(0)} req/s → ${(ratio * 100).toFixed(1)}% of direct (target ≥ 50%); gateway CPU ${median(cpu).toFixed(0)} µs/request`);
+    }
+
+    if (want('b')) {
+      const d99: number[] = [];
+      const g99: number[] = [];
+      const d50: number[] = [];
+      const g50: number[] = [];
+      for (let i = 0; i < PAIRS; i++) {
+        const rd = await cannon(direct, { connections: 64, rate: 2000 });
+        await sleep(500);
+        const rg = await cannon(through, { connections: 64, rate: 2000 });
+        await sleep(500);
+        d99.push(rd.p99);
+        g99.push(rg.p99);
+        d50.push(rd.p50);
+        g50.push(rg.p50);
+      }
+      const diffs = g99.map((x, i) => x - d99[i]);
+      report.b = { direct_p50_ms: median(d50), gateway_p50_ms: median(g50), direct_p99_ms: median(d99), gateway_p99_ms: median(g99), p99_overhead_ms: median(diffs), target: '<= 1 ms', pass: median(diffs) <= 1 };
+      console.log(`(b) latency @2000 req/s: p50 direct ${median(d50)} ms / gateway ${median(g50)} ms; p99 direct ${median(d99)} ms / gateway ${median(g99)} ms → +${median(diffs).toFixed(2)} ms (target ≤ 1 ms)`);
+    }
+
+    if (want('c')) {
+      const n = QUICK ? 50 : 200;
+      const dt: number[] = [];
+      const gt: number[] = [];
+      for (let i = 0; i < PAIRS; i++) {
+        dt.push(median(await ttfb(direct, n)));
+        gt.push(median(await ttfb(through, n)));
+      }
+      // Sustained streaming load, then the gateway's resident memory.
+      await cannon(through, { connections: 64, body: streamBody });
+      report.c = { direct_ttfb_ms: median(dt), gateway_ttfb_ms: median(gt), ttfb_overhead_ms: median(gt) - median(dt), gateway_rss_mb_after_stream_load: rssMb(ctx.gatewayPid) };
+      console.log(`(c) streaming TTFB: direct ${median(dt).toFixed(2)} ms, gateway ${median(gt).toFixed(2)} ms → +${(median(gt) - median(dt)).toFixed(2)} ms; gateway RSS after sustained streaming ${rssMb(ctx.gatewayPid).toFixed(0)} MB`);
+    }
+
+    for (const extra of ['cache', 'local-backend']) {
+      if (!want(extra)) continue;
+      let mod: { runBench?: (c: BenchContext) => Promise<Record<string, unknown>> } | undefined;
+      try {
+        mod = (await import(`./${extra}.js`)) as typeof mod;
+      } catch {
+        mod = undefined;
+      }
+      if (mod?.runBench) report[extra] = await mod.runBench(ctx);
+    }
+  } finally {
+    gw.kill('SIGTERM');
+    mock.child.kill('SIGTERM');
+  }
+  writeFileSync(join(dir, 'report.json'), JSON.stringify(report, null, 2));
+  console.log(`\nreport: ${join(dir, 'report.json')}`);
+  console.log(JSON.stringify(report, null, 2));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
