@@ -1,0 +1,97 @@
+/**
+ * checkBudget: after rateLimit, before checkCache and dispatch. Reserves the worst case
+ * (prompt + completion allowance, priced at the alias's price) on all of the key's and
+ * team's day and month scopes in ONE atomic step. When it does not fit: 429
+ * budget_exceeded, or, when every refusing scope's policy is `clamp`, lowers max_tokens
+ * to what is left (ctx.bodyChanged, header x-switchyard-max-tokens-clamped) and
+ * reserves that. The reservation is settled to actual usage in ctx.onEnd on every
+ * ending — success, upstream error, client abort, cut stream — priced at the alias
+ * that finally answered; a cut stream without usage settles at the worst case, never 0.
+ * Without a key (auth off) there is no budget.
+ */
+import { GatewayError } from '../../errors.js';
+import type { Metrics } from '../../metrics.js';
+import { priceUsd, requestBudgetScopes, type RequestBudgetScope } from '../../stores/budgets/request-scopes.js';
+import { remaining, type BudgetStore, type BudgetUsage, type ReserveResult } from '../../stores/budgets/types.js';
+import { completionAllowance, setMaxTokens } from '../../tokens/max-tokens.js';
+import { promptTokens, servedFromCache, targetModel, usedTokens } from '../../tokens/request-tokens.js';
+import { createTokenCounter } from '../../tokens/token-counter.js';
+import type { RequestContext, Stage } from '../context.js';
+import type { GatewayDeps } from '../deps.js';
+
+export const MAX_TOKENS_CLAMPED_HEADER = 'x-switchyard-max-tokens-clamped';
+
+export function updateBudgetGauges(metrics: Metrics, scopes: readonly RequestBudgetScope[], usage: readonly BudgetUsage[]): void {
+  if (usage.length !== scopes.length) return;
+  scopes.forEach((s, i) => {
+    const label = s.owner === 'key' ? s.ownerId : `team:${s.ownerId}`;
+    metrics.budgetSpent.labels(label, s.period).set(usage[i].spentUsd);
+    if (s.limitUsd !== undefined) {
+      metrics.budgetLimit.labels(label, s.period).set(s.limitUsd);
+      metrics.budgetRemaining.labels(label, s.period).set(Math.max(0, s.limitUsd - usage[i].spentUsd));
+    }
+  });
+}
+
+export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, now: () => number = Date.now): Stage {
+  const { config, metrics } = deps;
+  const counter = createTokenCounter(config);
+
+  /** The largest completion that fits every scope's room, given the prompt. */
+  const affordableCompletion = (scopes: readonly RequestBudgetScope[], usage: readonly BudgetUsage[], ctx: RequestContext, prompt: number): number => {
+    const model = targetModel(ctx);
+    const promptUsd = priceUsd(model, prompt, 0);
+    const perOutput = priceUsd(model, 0, 1);
+    let best = Infinity;
+    scopes.forEach((s, i) => {
+      const room = remaining(s, usage[i]);
+      best = Math.min(best, room.tokens - prompt);
+      if (perOutput > 0) best = Math.min(best, Math.floor((room.usd - promptUsd) / perOutput - 1e-9));
+      else if (room.usd < promptUsd) best = -1;
+    });
+    return Math.floor(best);
+  };
+
+  return async function checkBudget(ctx: RequestContext) {
+    if (!ctx.key) return;
+    const scopes = requestBudgetScopes(config, ctx.key, now());
+    const model = targetModel(ctx);
+    const prompt = promptTokens(ctx, counter);
+    let completion = completionAllowance(ctx.endpoint, ctx.body, model);
+
+    let result: ReserveResult = await budgets.reserve(scopes, priceUsd(model, prompt, completion), prompt + completion);
+    if (!result.ok) {
+      const refused = scopes.filter((s) => (result as { denied: string[] }).denied.includes(s.id));
+      const clampable = ctx.endpoint !== 'embeddings' && refused.every((s) => s.onExceed === 'clamp');
+      const fits = clampable ? affordableCompletion(scopes, result.usage, ctx, prompt) : 0;
+      if (fits >= 1 && fits < completion) {
+        result = await budgets.reserve(scopes, priceUsd(model, prompt, fits), prompt + fits);
+        if (result.ok) {
+          completion = fits;
+          setMaxTokens(ctx.body, fits);
+          ctx.bodyChanged = true;
+          ctx.responseHeaders[MAX_TOKENS_CLAMPED_HEADER] = String(fits);
+        }
+      }
+      if (!result.ok) {
+        const s = scopes.find((x) => (result as { denied: string[] }).denied.includes(x.id)) ?? refused[0];
+        const what = s.limitUsd !== undefined ? `$${s.limitUsd} ${s.period === 'day' ? 'daily' : 'monthly'} budget` : `${s.limitTokens} token ${s.period === 'day' ? 'daily' : 'monthly'} budget`;
+        throw new GatewayError('budget_exceeded', {
+          message: `The ${what} of ${s.owner} ${s.ownerId} is exhausted; it renews at ${new Date(s.periodEndMs).toISOString()}.`,
+          headers: { 'retry-after': String(Math.max(1, Math.ceil((s.periodEndMs - now()) / 1000))) },
+        });
+      }
+    }
+
+    const reservation = result.reservation;
+    const admitted = { prompt, completion };
+    ctx.onEnd.push(async (c) => {
+      const free = servedFromCache(c) && !config.cache.charge_hits;
+      const used = free ? { prompt: 0, completion: 0 } : usedTokens(c, admitted);
+      // Priced at the alias that answered (a fallback may cost more or less).
+      const usd = priceUsd(c.target?.model ?? model, used.prompt, used.completion);
+      const after = await budgets.settle(reservation, usd, used.prompt + used.completion);
+      updateBudgetGauges(metrics, scopes, after);
+    });
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * Per-request token figures shared by the admission stages (fit-context, rate-limit,
+ * check-budget) and their end hooks: the prompt is counted once per request and kept
+ * in ctx.promptTokensEstimate; what a request really used is decided in one place so
+ * limits and budgets reconcile the same way.
+ */
+import type { ModelConfig } from '../config/schema.js';
+import type { RequestContext } from '../pipeline/context.js';
+import type { TokenCounter } from './token-counter.js';
+
+export function targetModel(ctx: RequestContext): ModelConfig {
+  return ctx.target?.model ?? { backend: '', model: ctx.modelAlias, tokenizer: 'auto' };
+}
+
+/** Counts the prompt once; fit-context resets ctx.promptTokensEstimate after trimming. */
+export function promptTokens(ctx: RequestContext, counter: TokenCounter): number {
+  if (ctx.promptTokensEstimate === undefined) ctx.promptTokensEstimate = counter.countPrompt(ctx.endpoint, ctx.body, targetModel(ctx));
+  return ctx.promptTokensEstimate;
+}
+
+/** Answered from the cache (or by joining an identical in-flight request): no upstream tokens. */
+export function servedFromCache(ctx: RequestContext): boolean {
+  return ctx.cacheResult === 'hit' || ctx.cacheResult === 'semantic-hit' || ctx.cacheResult === 'coalesced';
+}
+
+export interface UsedTokens {
+  prompt: number;
+  completion: number;
+  /** actual: upstream usage (or the dispatcher's estimate of a cut stream); none: nothing reached a backend; worst_case: unknown, so the admission figure stands. */
+  source: 'actual' | 'none' | 'worst_case';
+}
+
+/**
+ * What a finished request used, for reconciliation, on every ending:
+ * - usage present (the backend's, or the dispatcher's estimate for a cut stream) → it;
+ * - never reached a backend (refused by a later stage, failed to connect) → nothing;
+ * - client abort or broken stream without usage → the admission worst case: the backend
+ *   may have generated up to max_tokens, and a cut stream is never billed as zero;
+ * - the backend answered an error → nothing (backends do not bill failed requests).
+ */
+export function usedTokens(ctx: RequestContext, admitted: { prompt: number; completion: number }): UsedTokens {
+  if (ctx.usage) return { prompt: ctx.usage.prompt_tokens, completion: ctx.usage.completion_tokens, source: 'actual' };
+  const reachedBackend = ctx.upstreamNs > 0n || ctx.firstByteNs !== undefined;
+  if (!reachedBackend) return { prompt: 0, completion: 0, source: 'none' };
+  const cut = ctx.abort.signal.aborted || ctx.res.aborted || (ctx.streamOutcome !== undefined && ctx.streamOutcome !== 'complete');
+  if (cut) return { ...admitted, source: 'worst_case' };
+  return { prompt: 0, completion: 0, source: 'none' };
+}
