@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigSchema, type Config } from '../gateway/config/schema.js';
+import { GatewayError } from '../gateway/errors.js';
+import { createLogger } from '../gateway/logger.js';
+import { createMetrics } from '../gateway/metrics.js';
+import type { RequestContext } from '../gateway/pipeline/context.js';
+import type { GatewayDeps } from '../gateway/pipeline/deps.js';
+import { createFitContextStage } from '../gateway/pipeline/stages/fit-context.js';
+import { createTokenCounter } from '../gateway/tokens/token-counter.js';
+import { trimMessages } from '../gateway/tokens/trim-messages.js';
+
+function deps(raw: Record<string, unknown>): GatewayDeps {
+  const config = ConfigSchema.parse(raw);
+  return { config, metrics: createMetrics({ defaultMetrics: false }), logger: createLogger({ level: 'silent' }) } as unknown as GatewayDeps;
+}
+
+function ctxFor(config: Config, body: Record<string, unknown>, routeContext?: 'trim' | 'reject'): RequestContext {
+  const alias = body.model as string;
+  const model = config.models[alias];
+  return {
+    id: 't', config, endpoint: 'chat', body, bodyChanged: false, modelAlias: alias, stream: false, candidates: [],
+    target: { alias, model, backendName: model.backend, backend: {} },
+    route: routeContext ? { name: 'r', context: routeContext } : undefined,
+    responseHeaders: {}, status: 0, upstreamNs: 0n, onEnd: [], locals: {},
+  } as unknown as RequestContext;
+}
+
+const raw = {
+  models: { small: { backend: 'b', model: 'gpt-4o', context_window: 60, price: { input: 1, output: 1 } }, roomy: { backend: 'b', model: 'gpt-4o' } },
+};
+const say = (role: string, content: string) => ({ role, content });
+const call = (id: string) => ({ role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name: 'lookup', arguments: '{"q":"x"}' } }] });
+const result = (id: string) => ({ role: 'tool', tool_call_id: id, content: 'result text' });
+const counter = createTokenCounter({ token_estimator: { cjk_per_char: 1.5, other_per_char: 0.25 } });
+
+describe('trimming a conversation to fit', () => {
+  const messages = [say('system', 'Be brief.'), say('user', 'first question'), call('a'), result('a'), say('assistant', 'answer one'), say('user', 'last question')];
+  const per = messages.map((m) => counter.countChat({ messages: [m] }, { backend: 'b', model: 'gpt-4o', tokenizer: 'auto' }).perMessage[0]);
+  const total = per.reduce((a, b) => a + b, 0) + 3;
+
+  it('drops the oldest turns first and keeps system messages and the last turn', () => {
+    const t = trimMessages(messages, per, 3, total - per[1])!;
+    expect(t.dropped).toBe(1);
+    expect(t.messages).toEqual([messages[0], call('a'), result('a'), messages[4], messages[5]]);
+    expect(t.tokens).toBe(total - per[1]);
+  });
+
+  it('drops a tool call together with its results, never one without the other', () => {
+    const t = trimMessages(messages, per, 3, total - per[1] - per[2])!;
+    expect(t.messages).toEqual([messages[0], messages[4], messages[5]]);
+    expect(t.dropped).toBe(3);
+    for (let budget = 0; budget <= total; budget++) {
+      const r = trimMessages(messages, per, 3, budget);
+      if (!r) continue;
+      const kept = r.messages as Array<{ role: string }>;
+      expect(kept.includes(messages[2] as never)).toBe(kept.includes(messages[3] as never));
+      expect(kept[0]).toBe(messages[0]);
+      expect(kept[kept.length - 1]).toBe(messages[5]);
+    }
+  });
+
+  it('gives up when the system messages and the last turn alone do not fit', () => {
+    expect(trimMessages(messages, per, 3, per[0] + per[5] + 2)).toBeUndefined();
+    expect(trimMessages(messages, per, 3, per[0] + per[5] + 3)).toBeDefined();
+  });
+});
+
+describe('the fit-context stage', () => {
+  const d = deps(raw);
+  const stage = createFitContextStage(d);
+  const long = (n: number) => Array.from({ length: n }, (_, i) => say(i % 2 ? 'assistant' : 'user', `message number ${i} with a few words`));
+
+  it('lets a request that fits through untouched', () => {
+    const ctx = ctxFor(d.config, { model: 'small', messages: [say('user', 'hi')], max_tokens: 10 }, 'reject');
+    stage(ctx);
+    expect(ctx.bodyChanged).toBe(false);
+    expect(ctx.promptTokensEstimate).toBe(8);
+  });
+
+  it('rejects with 400 context_length_exceeded under the reject policy, counting max_tokens', () => {
+    const ctx = ctxFor(d.config, { model: 'small', messages: [say('user', 'hi')], max_tokens: 53 }, 'reject');
+    let err: unknown;
+    try {
+      stage(ctx);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).code).toBe('context_length_exceeded');
+    expect((err as GatewayError).status).toBe(400);
+    expect((err as GatewayError).message).toContain('maximum context length is 60 tokens');
+    // Without a route policy the default is reject too.
+    expect(() => stage(ctxFor(d.config, { model: 'small', messages: [say('user', 'hi')], max_tokens: 53 }))).toThrow(GatewayError);
+    expect(() => stage(ctxFor(d.config, { model: 'small', messages: [say('user', 'hi')], max_tokens: 52 }, 'reject'))).not.toThrow();
+  });
+
+  it('trims the oldest messages under the trim policy and says how many in a header', () => {
+    const messages = [say('system', 'Be brief.'), ...long(8)];
+    const ctx = ctxFor(d.config, { model: 'small', messages, max_tokens: 5 }, 'trim');
+    stage(ctx);
+    const kept = ctx.body.messages as unknown[];
+    expect(ctx.bodyChanged).toBe(true);
+    expect(kept[0]).toEqual(say('system', 'Be brief.'));
+    expect(kept[kept.length - 1]).toEqual(messages[messages.length - 1]);
+    expect(Number(ctx.responseHeaders['x-switchyard-context-trimmed'])).toBe(messages.length - kept.length);
+    expect(ctx.promptTokensEstimate! + 5).toBeLessThanOrEqual(60);
+    expect(ctx.promptTokensEstimate).toBe(counter.countPrompt('chat', ctx.body, d.config.models.small));
+  });
+
+  it('rejects under the trim policy when even the last turn does not fit', () => {
+    const ctx = ctxFor(d.config, { model: 'small', messages: [say('user', 'word '.repeat(100))] }, 'trim');
+    expect(() => stage(ctx)).toThrow(expect.objectContaining({ code: 'context_length_exceeded' }));
+  });
+
+  it('does nothing for a model without a context window', () => {
+    const ctx = ctxFor(d.config, { model: 'roomy', messages: long(50) }, 'reject');
+    expect(stage(ctx)).toBeUndefined();
+    expect(ctx.bodyChanged).toBe(false);
+  });
+});
