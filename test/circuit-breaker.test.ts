@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BackendSchema, HealthSchema } from '../gateway/config/schema.js';
 import { createMetrics } from '../gateway/metrics.js';
-import { createCircuitBreaker, createCircuitBreakers } from '../gateway/upstream/circuit-breaker.js';
+import { createCircuitBreaker, createCircuitBreakers, isBackendFailure } from '../gateway/upstream/circuit-breaker.js';
 
 function clock(start = 1_000_000) {
   let t = start;
@@ -115,5 +115,18 @@ describe('the circuit breaker', () => {
     c.advance(100);
     breakers.get('a')!.tryAcquire();
     expect(await up()).toEqual({ a: 1, b: 1 });
+  });
+});
+
+describe('what counts as a backend failure', () => {
+  it.each([
+    [undefined, true],
+    [500, true],
+    [503, true],
+    [429, false],
+    [400, false],
+    [200, false],
+  ])('status %s counts: %s', (status, expected) => {
+    expect(isBackendFailure(status)).toBe(expected);
   });
 });

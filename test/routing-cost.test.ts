@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { costUsd, createPriceTable } from '../gateway/routing/cost.js';
+import { createMetrics } from '../gateway/metrics.js';
+import { costUsd, createPriceTable, recordCost } from '../gateway/routing/cost.js';
 
 const models = {
   'gpt-4o-mini': { backend: 'openai', model: 'gpt-4o-mini', price: { input: 0.15, output: 0.6 }, tokenizer: 'auto' as const },
@@ -40,5 +41,25 @@ describe('cost accounting', () => {
   it('prices a single model config directly', () => {
     expect(costUsd(models['gpt-4o'], { prompt_tokens: 1_000_000, completion_tokens: 0, total_tokens: 1_000_000 })).toBe(2.5);
     expect(costUsd(models.local, { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 })).toBeUndefined();
+  });
+});
+
+describe('recording cost and savings', () => {
+  it('moves the cost counter and the savings counter for an auto-routed request', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const usage = { prompt_tokens: 1_000_000, completion_tokens: 0, total_tokens: 1_000_000 };
+    const r = recordCost(metrics, table, { alias: 'gpt-4o-mini', keyId: 'k1', usage, complexity: { route: 'auto', class: 'simple', reference: 'gpt-4o' } });
+    expect(r.costUsd).toBeCloseTo(0.15, 10);
+    expect(r.savingsUsd).toBeCloseTo(2.35, 10);
+    expect((await metrics.cost.get()).values).toEqual([expect.objectContaining({ labels: { model: 'gpt-4o-mini', key: 'k1' }, value: expect.closeTo(0.15, 10) })]);
+    expect((await metrics.routingSavings.get()).values).toEqual([expect.objectContaining({ labels: { route: 'auto', class: 'simple' }, value: expect.closeTo(2.35, 10) })]);
+  });
+
+  it('does not record negative savings on the counter but returns them', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const usage = { prompt_tokens: 1000, completion_tokens: 1000, total_tokens: 2000 };
+    const r = recordCost(metrics, table, { alias: 'gpt-4o', keyId: 'k1', usage, complexity: { route: 'auto', class: 'reasoning', reference: 'gpt-4o-mini' } });
+    expect(r.savingsUsd).toBeLessThan(0);
+    expect((await metrics.routingSavings.get()).values).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@
  * no separate cache price.
  */
 import type { Config, ModelConfig } from '../config/schema.js';
+import type { Metrics } from '../metrics.js';
 import type { Usage } from '../providers/types.js';
 
 export interface CompiledPrice {
@@ -77,4 +78,36 @@ export function createPriceTable(config: Pick<Config, 'models'>): PriceTable {
     },
     unpriced,
   };
+}
+
+export interface CostRecord {
+  /** The alias that served the request (after fallbacks). */
+  alias: string;
+  /** keys[].id, or 'anonymous'. */
+  keyId: string;
+  usage: Usage;
+  /** Set for complexity-routed requests. */
+  complexity?: { route: string; class: string; reference?: string };
+}
+
+/**
+ * Called once per finished request by the usage finalizer (success, error with usage,
+ * cut stream with estimated usage). Increments switchyard_cost_usd_total and, for a
+ * complexity-routed request with a reference, switchyard_routing_savings_usd_total —
+ * only when positive, because a counter cannot go down; the signed figure is returned
+ * for the access log.
+ */
+export function recordCost(
+  metrics: Pick<Metrics, 'cost' | 'routingSavings'>,
+  table: PriceTable,
+  r: CostRecord,
+): { costUsd?: number; savingsUsd?: number } {
+  const cost = table.cost(r.alias, r.usage);
+  if (cost !== undefined && cost > 0) metrics.cost.labels(r.alias, r.keyId).inc(cost);
+  let savings: number | undefined;
+  if (r.complexity?.reference) {
+    savings = table.savings(r.alias, r.complexity.reference, r.usage);
+    if (savings !== undefined && savings > 0) metrics.routingSavings.labels(r.complexity.route, r.complexity.class).inc(savings);
+  }
+  return { costUsd: cost, savingsUsd: savings };
 }

@@ -141,6 +141,15 @@ export function createCircuitBreaker(health: HealthConfig, opts: CircuitBreakerO
   };
 }
 
+/**
+ * The dispatcher's verdict helper: does this attempt outcome count against the
+ * backend's health? Connect errors, timeouts and 5xx do; 4xx and 429 do not.
+ * `status` is the upstream HTTP status, or undefined when no response came.
+ */
+export function isBackendFailure(status: number | undefined): boolean {
+  return status === undefined || status >= 500;
+}
+
 /** One breaker per configured backend; keeps switchyard_backend_up{backend} in step (1 closed/half-open, 0 open). */
 export function createCircuitBreakers(config: Pick<Config, 'backends'>, metrics: Pick<Metrics, 'backendUp'>, now?: () => number): Map<string, CircuitBreaker> {
   const out = new Map<string, CircuitBreaker>();
