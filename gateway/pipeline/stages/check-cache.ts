@@ -91,37 +91,39 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
     let leader: Leader | undefined;
     if (cfg.coalesce.enabled && policy.read && policy.write) {
       const joined = parts.coalescer.join(key, { stream: ctx.stream, includeUsage: ctx.clientWantsUsage, model: ctx.modelAlias });
-      if (joined.role === 'leader') {
-        leader = joined.leader;
-        // Safety net: whatever happens next (a later stage throws, the client leaves), followers are released.
-        const l = leader;
-        ctx.onEnd.push(() => l.release());
-      } else if (await serveFollower(ctx, joined.follower, cfg.coalesce.wait_ms, metrics)) return STOP;
+      if (joined.role === 'leader') leader = joined.leader;
+      else if (await serveFollower(ctx, joined.follower, cfg.coalesce.wait_ms, metrics)) return STOP;
     }
 
-    let semantic: PendingStore['semantic'];
-    if (policy.semantic) {
-      const query = semanticQuery(endpoint, targetId, ctx.body);
-      const vector = query ? await embed(ctx, query.text) : undefined;
-      if (query && vector) {
-        semantic = { query, vector };
-        const match = policy.read ? await lookupSemantic(ctx, query.partition, vector, cfg.semantic.threshold) : undefined;
-        if (match) {
-          leader?.complete(match.entry);
-          leader?.release();
-          serveEntry(ctx, match.entry, 'semantic', metrics);
-          return STOP;
+    try {
+      let semantic: PendingStore['semantic'];
+      if (policy.semantic) {
+        const query = semanticQuery(endpoint, targetId, ctx.body);
+        const vector = query ? await embed(ctx, query.text) : undefined;
+        if (query && vector) {
+          semantic = { query, vector };
+          const match = policy.read ? await lookupSemantic(ctx, query.partition, vector, cfg.semantic.threshold) : undefined;
+          if (match) {
+            leader?.complete(match.entry);
+            leader?.release();
+            serveEntry(ctx, match.entry, 'semantic', metrics);
+            return STOP;
+          }
+          metrics.cacheRequests.labels('semantic', policy.read ? 'miss' : 'bypass').inc();
+        } else {
+          metrics.cacheRequests.labels('semantic', 'bypass').inc();
         }
-        metrics.cacheRequests.labels('semantic', policy.read ? 'miss' : 'bypass').inc();
-      } else {
-        metrics.cacheRequests.labels('semantic', 'bypass').inc();
       }
-    }
 
-    const result = policy.read ? 'miss' : 'bypass';
-    ctx.responseHeaders[CACHE_HEADER] = result;
-    ctx.cacheResult = result;
-    if (policy.exact) metrics.cacheRequests.labels('exact', result).inc();
-    recordOnCompletion(ctx, { endpoint, key, targetId, policy, leader, semantic }, parts, logger);
+      const result = policy.read ? 'miss' : 'bypass';
+      ctx.responseHeaders[CACHE_HEADER] = result;
+      ctx.cacheResult = result;
+      if (policy.exact) metrics.cacheRequests.labels('exact', result).inc();
+      // From here the completion hook (ctx.onEnd) settles the flight on every ending.
+      recordOnCompletion(ctx, { endpoint, key, targetId, policy, leader, semantic }, parts, logger);
+    } catch (err) {
+      leader?.release();
+      throw err;
+    }
   };
 }
