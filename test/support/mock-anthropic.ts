@@ -29,6 +29,8 @@ export interface MockAnthropic {
   port: number;
   requests: RecordedRequest[];
   enqueue(...replies: MockAnthropicReply[]): void;
+  /** Forgets recorded requests and scripted replies not used yet. */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -165,6 +167,10 @@ export async function startMockAnthropic(opts: MockAnthropicOptions = {}): Promi
     port,
     requests,
     enqueue: (...replies) => queue.push(...replies),
+    reset: () => {
+      requests.length = 0;
+      queue.length = 0;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
