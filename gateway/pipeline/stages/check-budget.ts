@@ -46,7 +46,8 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
     scopes.forEach((s, i) => {
       const room = remaining(s, usage[i]);
       best = Math.min(best, room.tokens - prompt);
-      if (perOutput > 0) best = Math.min(best, Math.floor((room.usd - promptUsd) / perOutput - 1e-9));
+      // The small epsilon absorbs float noise (0.000044 / 0.000001 = 43.99999…); the store re-checks exactly.
+      if (perOutput > 0) best = Math.min(best, Math.floor((room.usd - promptUsd) / perOutput + 1e-6));
       else if (room.usd < promptUsd) best = -1;
     });
     return Math.floor(best);
