@@ -53,7 +53,7 @@ async function thrown(p: unknown): Promise<GatewayError> {
 
 const usage = (prompt: number, completion: number): Usage => ({ prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion });
 const hello = { model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }] }; // 8 prompt tokens
-const counterValue = async (m: Metrics['rateLimited'], labels: Record<string, string>) => (await m.get()).values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value ?? 0;
+const counterValue = async (m: Metrics['rateLimited'], labels: Record<string, string>) => (await m.get()).values.find((v) => Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x))?.value ?? 0;
 
 describe('the rate-limit stage', () => {
   const raw = {
