@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BackendSchema, HealthSchema } from '../gateway/config/schema.js';
 import { createMetrics } from '../gateway/metrics.js';
-import { createCircuitBreaker, createCircuitBreakers, isBackendFailure } from '../gateway/upstream/circuit-breaker.js';
+import { createCircuitBreaker, createCircuitBreakers, isBackendFailure, startActiveHealthCheck } from '../gateway/upstream/circuit-breaker.js';
 
 function clock(start = 1_000_000) {
   let t = start;
@@ -130,3 +130,28 @@ describe('what counts as a backend failure', () => {
     expect(isBackendFailure(status)).toBe(expected);
   });
 });
+
+describe('the active health check', () => {
+  it('opens a dead backend without user traffic and closes it once the probe succeeds', async () => {
+    const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 2, cooldown_ms: 30 }));
+    let healthy = false;
+    const check = startActiveHealthCheck(cb, async () => {
+      if (!healthy) throw new Error('down');
+    }, 10);
+    try {
+      await until(() => cb.state === 'open');
+      healthy = true;
+      await until(() => cb.state === 'closed');
+    } finally {
+      check.stop();
+    }
+  });
+});
+
+async function until(cond: () => boolean, timeoutMs = 2000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

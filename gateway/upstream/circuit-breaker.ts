@@ -160,3 +160,37 @@ export function createCircuitBreakers(config: Pick<Config, 'backends'>, metrics:
   }
   return out;
 }
+
+export interface ActiveHealthCheck {
+  stop(): void;
+}
+
+/**
+ * The optional active health check (health.active_check_ms): every interval, a probe
+ * (e.g. GET /models through the backend's client; resolve = healthy) is run as if it
+ * were a request: it needs tryAcquire() like one, so while the circuit is open it only
+ * runs once the cooldown has passed, as the half-open probe — a recovered backend is
+ * found without waiting for user traffic, and a dead one is found before users are.
+ * Started by main.ts (the only place that starts timers); stop() on shutdown/reload.
+ */
+export function startActiveHealthCheck(breaker: CircuitBreaker, probe: (signal: AbortSignal) => Promise<void>, intervalMs: number): ActiveHealthCheck {
+  let running = false;
+  const ac = new AbortController();
+  const timer = setInterval(() => {
+    if (running || !breaker.tryAcquire()) return;
+    running = true;
+    probe(AbortSignal.any([ac.signal, AbortSignal.timeout(intervalMs)])).then(
+      () => breaker.onSuccess(),
+      () => (ac.signal.aborted ? breaker.release() : breaker.onFailure()),
+    ).finally(() => {
+      running = false;
+    });
+  }, intervalMs);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      ac.abort();
+    },
+  };
+}
