@@ -93,6 +93,8 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
       const joined = parts.coalescer.join(key, { stream: ctx.stream, includeUsage: ctx.clientWantsUsage, model: ctx.modelAlias });
       if (joined.role === 'leader') leader = joined.leader;
       else if (await serveFollower(ctx, joined.follower, cfg.coalesce.wait_ms, metrics)) return STOP;
+      // The client left while waiting: no upstream call for nobody.
+      else if (ctx.res.aborted) return STOP;
     }
 
     try {
