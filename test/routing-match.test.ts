@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../gateway/config/schema.js';
 import { compileRoutes, matchRoute, pickTargets, type MatchInput } from '../gateway/routing/match.js';
-import { createRouter } from '../gateway/routing/router.js';
+import { createRouter, requestFeatures } from '../gateway/routing/router.js';
 
 const config = ConfigSchema.parse({
   routes: [
@@ -117,5 +117,13 @@ describe('the router', () => {
     const proof = router.decide({ ...base, model: 'auto', promptTokens: 30, body: { messages: [{ role: 'user', content: '请证明根号2是无理数' }] } });
     expect(proof.aliases).toEqual(['o3-mini']);
     expect(proof.info).toBe(`route=auto; class=reasoning; rule=${encodeURIComponent('keyword:证明')}; target=o3-mini`);
+  });
+});
+
+describe('request features', () => {
+  it('sees tools and image parts in an OpenAI body', () => {
+    expect(requestFeatures({ messages: [{ role: 'user', content: 'x' }] })).toEqual({ hasTools: false, hasImages: false });
+    expect(requestFeatures({ tools: [{ type: 'function', function: { name: 'f' } }], messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'image_url', image_url: { url: 'https://x/y.png' } }] }] })).toEqual({ hasTools: true, hasImages: true });
+    expect(requestFeatures({ tools: [], messages: [] })).toEqual({ hasTools: false, hasImages: false });
   });
 });

@@ -85,3 +85,23 @@ export function createRouter(config: Pick<Config, 'routes' | 'complexity'>): Rou
     },
   };
 }
+
+/** The request features routes match on, read from the OpenAI body without copying it. */
+export function requestFeatures(body: Record<string, unknown>): { hasTools: boolean; hasImages: boolean } {
+  const hasTools = Array.isArray(body.tools) && body.tools.length > 0;
+  let hasImages = false;
+  const messages = body.messages;
+  if (Array.isArray(messages)) {
+    outer: for (const m of messages) {
+      const content = (m as { content?: unknown } | null)?.content;
+      if (!Array.isArray(content)) continue;
+      for (const p of content) {
+        if ((p as { type?: unknown } | null)?.type === 'image_url') {
+          hasImages = true;
+          break outer;
+        }
+      }
+    }
+  }
+  return { hasTools, hasImages };
+}
