@@ -207,8 +207,8 @@ export async function gatewaySeriesNames(): Promise<Set<string>> {
   const names = new Set<string>();
   for (const metric of await m.registry.getMetricsAsJSON()) {
     names.add(metric.name);
-    if (metric.type === 'histogram') for (const suf of ['_bucket', '_sum', '_count']) names.add(metric.name + suf);
-    if (metric.type === 'summary') for (const suf of ['_sum', '_count']) names.add(metric.name + suf);
+    if (String(metric.type) === 'histogram') for (const suf of ['_bucket', '_sum', '_count']) names.add(metric.name + suf);
+    if (String(metric.type) === 'summary') for (const suf of ['_sum', '_count']) names.add(metric.name + suf);
   }
   return names;
 }
