@@ -45,7 +45,7 @@ interface CacheGateway {
 
 const ENDPOINTS: Record<string, Endpoint> = { '/v1/chat/completions': 'chat', '/v1/completions': 'completions' };
 
-async function startCacheGateway(raw: Record<string, unknown>, opts: { redis?: Redis; embed?: EmbedFn } = {}): Promise<CacheGateway> {
+async function startCacheGateway(raw: Record<string, unknown>, opts: { redis?: Redis; embed?: EmbedFn; lock?: boolean } = {}): Promise<CacheGateway> {
   const loaded = buildConfig(raw, {});
   const logger = pino({ level: 'silent' });
   const metrics = createMetrics({ defaultMetrics: false });
@@ -55,8 +55,9 @@ async function startCacheGateway(raw: Record<string, unknown>, opts: { redis?: R
     translators.set(name, await createTranslator(cfg));
     backends.set(name, await createBackendClient(name, cfg, { logger, registry: metrics.registry }));
   }
-  const deps: GatewayDeps = { loaded, config: loaded.config, metrics, logger, stores: createMemoryStores(), backends, translators };
-  const parts = createCacheParts({ cache: loaded.config.cache, metrics, embed: opts.embed, semanticSyncMs: 0, redis: opts.redis ? { client: opts.redis, keyPrefix: 'e2e:' } : undefined });
+  // The slice of GatewayDeps this chain uses (no routes: no router, prices; no breakers or admission limits configured).
+  const deps = { loaded, config: loaded.config, metrics, logger, stores: createMemoryStores(), backends, translators, breakers: new Map(), admissions: new Map() } as unknown as GatewayDeps;
+  const parts = createCacheParts({ cache: loaded.config.cache, metrics, embed: opts.embed, semanticSyncMs: 0, lockAcrossReplicas: opts.lock, redis: opts.redis ? { client: opts.redis, keyPrefix: 'e2e:' } : undefined });
   const seen: Seen[] = [];
   const pipeline: Pipeline = {
     stages: [createParseRequestStage(), createAuthenticateStage(deps), createResolveRouteStage(deps), createCheckCacheStage(deps, parts), createDispatchStage(deps)],
@@ -270,6 +271,26 @@ describe('the response cache in the request path', () => {
     expect(replay.cache).toBe('hit');
     expect(replay.text).toBe(made.choices[0].message.content);
     expect(upstreamCalls()).toBe(1);
+  });
+
+  it('makes one upstream call for concurrent identical requests spread over two gateways, with the cross-replica lock', async () => {
+    const r1 = new Redis(redis.url);
+    const r2 = new Redis(redis.url);
+    closers.push(() => r1.disconnect(), () => r2.disconnect());
+    const one = await start({ store: { kind: 'redis', redis_url: redis.url } }, { redis: r1, lock: true });
+    const two = await start({ store: { kind: 'redis', redis_url: redis.url } }, { redis: r2, lock: true });
+    const body = { model: 'gpt-4o-mini', temperature: 0, messages: [{ role: 'user' as const, content: question() }] };
+    mock.defaults.latencyMs = 150;
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 ? one : two).client.chat.completions.create(body).then((r) => r.choices[0].message.content)),
+      );
+      expect(upstreamCalls()).toBe(1);
+      expect(new Set(results).size).toBe(1);
+      expect([...one.gw.seen, ...two.gw.seen].filter((s) => s.kind === 'coalesced')).toHaveLength(19);
+    } finally {
+      mock.defaults.latencyMs = 0;
+    }
   });
 
   it('answers a paraphrase from the semantic cache, and not an unrelated prompt', async () => {

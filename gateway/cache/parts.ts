@@ -17,6 +17,7 @@ import { createMemoryExactCache } from '../stores/cache/memory-exact.js';
 import { createRedisExactCache } from '../stores/cache/redis-exact.js';
 import { createTieredExactCache } from '../stores/cache/tiered-exact.js';
 import { createRedisSemanticRecords } from '../stores/cache/redis-semantic.js';
+import { createRedisFlightLock, type FlightLock } from '../stores/cache/redis-flight-lock.js';
 import { createCoalescer, type Coalescer } from './coalesce.js';
 import { createSemanticIndex, type SemanticIndex } from './semantic.js';
 
@@ -32,6 +33,12 @@ export interface CachePartsOptions {
   embed?: EmbedFn;
   /** Semantic: least ms between two loads of one partition from Redis on a local miss. */
   semanticSyncMs?: number;
+  /**
+   * With redis: also coalesce across replicas through a Redis lock per key. Costs one
+   * extra Redis command per miss, and a wait (polling the shared cache) on replicas
+   * that did not win the lock. Off by default.
+   */
+  lockAcrossReplicas?: boolean;
 }
 
 export interface CacheParts {
@@ -39,6 +46,8 @@ export interface CacheParts {
   readonly semantic?: SemanticIndex;
   readonly embed?: EmbedFn;
   readonly coalescer: Coalescer;
+  /** Present when lockAcrossReplicas is on (and Redis is configured). */
+  readonly lock?: FlightLock;
   close(): Promise<void>;
 }
 
@@ -76,6 +85,30 @@ function guardRecords(store: SemanticRecordStore, health: Pick<StoreHealth, 'att
   };
 }
 
+/** A lock call that fails acts as "no lock": the request goes upstream on its own. */
+function guardLock(lock: FlightLock, health: Pick<StoreHealth, 'attempt'> | undefined): FlightLock {
+  if (!health) return lock;
+  return {
+    async acquire(key, ttlMs) {
+      let out = true;
+      await health.attempt('cache_lock', async () => {
+        out = await lock.acquire(key, ttlMs);
+      });
+      return out;
+    },
+    async held(key) {
+      let out = false;
+      await health.attempt('cache_lock', async () => {
+        out = await lock.held(key);
+      });
+      return out;
+    },
+    async release(key) {
+      await health.attempt('cache_lock', () => lock.release(key));
+    },
+  };
+}
+
 export function createCacheParts(opts: CachePartsOptions): CacheParts {
   const memory = createMemoryExactCache({ maxBytes: opts.cache.exact.max_bytes, onBytes: (b) => opts.metrics.cacheBytes.set(b) });
   const exact = opts.redis
@@ -93,6 +126,7 @@ export function createCacheParts(opts: CachePartsOptions): CacheParts {
     semantic,
     embed: opts.embed,
     coalescer: createCoalescer(),
+    lock: opts.redis && opts.lockAcrossReplicas ? guardLock(createRedisFlightLock({ redis: opts.redis.client, keyPrefix: opts.redis.keyPrefix }), opts.redis.health) : undefined,
     async close() {
       await exact.close();
       await semantic?.close();

@@ -23,6 +23,8 @@ import type { Leader } from '../../cache/coalesce.js';
 import type { CacheEntry } from '../../cache/entry.js';
 
 const EMBED_WARN_EVERY_MS = 60_000;
+/** How often a replica that lost the cross-replica lock looks for the winner's entry. */
+const LOCK_POLL_MS = 20;
 
 export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Stage {
   const { metrics, logger } = deps;
@@ -57,6 +59,24 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
       logger.warn({ request_id: ctx.id, err: (err as Error).message }, 'semantic cache lookup failed; treated as a miss');
       return undefined;
     }
+  }
+
+  /**
+   * Another replica may be fetching the same answer: take the lock and lead, or poll
+   * the shared exact cache until its entry appears, its lock goes (then lead), or
+   * wait_ms passes (then call upstream without the lock).
+   */
+  async function waitForOtherReplica(ctx: RequestContext, key: string, waitMs: number): Promise<CacheEntry | 'acquired' | undefined> {
+    const lock = parts.lock!;
+    if (await lock.acquire(key, waitMs)) return 'acquired';
+    const deadline = Date.now() + waitMs;
+    while (Date.now() < deadline && !ctx.res.aborted) {
+      await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
+      const entry = await getExact(ctx, key);
+      if (entry) return entry;
+      if (!(await lock.held(key)) && (await lock.acquire(key, waitMs))) return 'acquired';
+    }
+    return undefined;
   }
 
   return async function checkCache(ctx: RequestContext) {
@@ -97,6 +117,23 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
       else if (ctx.res.aborted) return STOP;
     }
 
+    // Across replicas (optional): the replica holding the Redis lock calls upstream, the others wait for its entry.
+    let lockHeld = false;
+    if (leader && parts.lock && policy.exact) {
+      const other = await waitForOtherReplica(ctx, key, cfg.coalesce.wait_ms);
+      if (other === 'acquired') lockHeld = true;
+      else if (other) {
+        leader.complete(other);
+        leader.release();
+        serveEntry(ctx, other, 'coalesced', metrics);
+        return STOP;
+      }
+    }
+    const releaseLock = (): void => {
+      if (lockHeld) void parts.lock!.release(key).catch(() => undefined);
+      lockHeld = false;
+    };
+
     try {
       let semantic: PendingStore['semantic'];
       if (policy.semantic) {
@@ -108,6 +145,7 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
           if (match) {
             leader?.complete(match.entry);
             leader?.release();
+            releaseLock();
             serveEntry(ctx, match.entry, 'semantic', metrics);
             return STOP;
           }
@@ -123,8 +161,11 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
       if (policy.exact) metrics.cacheRequests.labels('exact', result).inc();
       // From here the completion hook (ctx.onEnd) settles the flight on every ending.
       recordOnCompletion(ctx, { endpoint, key, targetId, policy, leader, semantic }, parts, logger);
+      // After the completion hook (which stores the answer): other replicas find the entry when the lock goes.
+      if (lockHeld) ctx.onEnd.push(releaseLock);
     } catch (err) {
       leader?.release();
+      releaseLock();
       throw err;
     }
   };
