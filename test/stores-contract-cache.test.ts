@@ -12,6 +12,7 @@ import { createRedisExactCache } from '../gateway/stores/cache/redis-exact.js';
 import { createTieredExactCache } from '../gateway/stores/cache/tiered-exact.js';
 import { createMemorySemanticRecords } from '../gateway/stores/cache/memory-semantic.js';
 import { createRedisSemanticRecords } from '../gateway/stores/cache/redis-semantic.js';
+import { createRedisFlightLock } from '../gateway/stores/cache/redis-flight-lock.js';
 import type { ExactCacheStore, SemanticRecordStore } from '../gateway/stores/cache/types.js';
 import { CacheSchema } from '../gateway/config/schema.js';
 import { createStoreHealth } from '../gateway/stores/redis/connection.js';
@@ -175,6 +176,25 @@ describe.each(semanticImplementations)('the %s semantic record store', (_name, m
     expect((await s.b.loadNew(p, new Set())).map((r) => r.id).sort()).toEqual(['brief', 'lasting']);
     await sleep(450);
     expect((await s.b.loadNew(p, new Set())).map((r) => r.id)).toEqual(['lasting']);
+  });
+});
+
+describe('the cross-replica flight lock', () => {
+  it('is held by one replica at a time, released only by its holder, and expires by itself', async () => {
+    const a = createRedisFlightLock({ redis: client(), keyPrefix: 'lock:' });
+    const b = createRedisFlightLock({ redis: client(), keyPrefix: 'lock:' });
+    const k = uid('flight');
+    expect(await a.acquire(k, 5000)).toBe(true);
+    expect(await b.acquire(k, 5000)).toBe(false);
+    expect(await b.held(k)).toBe(true);
+    await b.release(k); // not b's to release
+    expect(await a.held(k)).toBe(true);
+    await a.release(k);
+    expect(await b.held(k)).toBe(false);
+    expect(await b.acquire(k, 200)).toBe(true);
+    await sleep(300);
+    expect(await a.held(k)).toBe(false);
+    expect(await a.acquire(k, 5000)).toBe(true);
   });
 });
 
