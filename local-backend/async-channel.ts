@@ -20,7 +20,17 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
    */
   readonly started: Promise<void>;
 
-  constructor(private readonly onCancel: () => void) {
+  private lastDelivery = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  /**
+   * `minIntervalMs`: deliveries to the reader are at least this far apart (the first one
+   * and the end are never delayed). Each delivery costs the transport a socket write, so
+   * a fast model (hundreds of tokens/s per stream) gets a few tokens per write instead of
+   * one, which keeps the event loop free to schedule the next decode; a model slower than
+   * the interval sees no delay at all.
+   */
+  constructor(private readonly onCancel: () => void, private readonly minIntervalMs = 0) {
     this.started = new Promise<void>((resolve, reject) => { this.settleStarted = { resolve, reject }; });
     this.started.catch(() => {});
   }
@@ -32,7 +42,10 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
       this.pushedAny = true;
       this.settleStarted.resolve();
     }
-    this.signal();
+    if (this.timer) return;
+    const wait = this.lastDelivery + this.minIntervalMs - performance.now();
+    if (wait <= 0) this.signal();
+    else this.timer = setTimeout(() => { this.timer = undefined; this.signal(); }, wait);
   }
 
   end(): void {
@@ -50,12 +63,14 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
   }
 
   private signal(): void {
+    if (this.timer && this.finished) { clearTimeout(this.timer); this.timer = undefined; }
     const w = this.wake;
     this.wake = undefined;
     w?.();
   }
 
   private take(): Uint8Array {
+    this.lastDelivery = performance.now();
     const parts = this.buffered;
     this.buffered = [];
     if (parts.length === 1) return parts[0]!;
@@ -68,7 +83,7 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     return {
       next: async (): Promise<IteratorResult<Uint8Array>> => {
-        while (this.buffered.length === 0 && !this.finished) {
+        while (!this.finished && (this.buffered.length === 0 || this.timer !== undefined)) {
           await new Promise<void>((resolve) => { this.wake = resolve; });
         }
         if (this.buffered.length > 0) return { done: false, value: this.take() };

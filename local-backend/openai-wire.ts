@@ -51,16 +51,24 @@ export function chatCompletion(meta: ResponseMeta, r: GenerationResult) {
   };
 }
 
-/** Stream chunks of one chat completion; `usage: null` on every chunk when include_usage is on, as OpenAI does. */
+/**
+ * Stream chunks of one chat completion; `usage: null` on every chunk when include_usage is
+ * on, as OpenAI does. Content chunks are the hot path (one per token or few): their JSON
+ * is a precomputed prefix + the escaped text + a suffix, with no object built per token.
+ */
 export function createChatChunks(meta: ResponseMeta, includeUsage: boolean) {
   const base = (choices: unknown[]) => ({
     id: meta.id, object: 'chat.completion.chunk', created: meta.created, model: meta.model, choices,
     ...(includeUsage ? { usage: null } : {}),
   });
   const choice = (delta: Record<string, unknown>, finish: FinishReason | null) => ({ index: 0, delta, logprobs: null, finish_reason: finish });
+  const template = JSON.stringify(base([choice({ content: '\u0000' }, null)]));
+  const [head, tail] = template.split('"\\u0000"') as [string, string];
+  const contentPrefix = `data: ${head}`;
+  const contentSuffix = `${tail}\n\n`;
   return {
     role: () => sse(base([choice({ role: 'assistant', content: '' }, null)])),
-    content: (text: string) => sse(base([choice({ content: text }, null)])),
+    content: (text: string) => encoder.encode(contentPrefix + JSON.stringify(text) + contentSuffix),
     toolCalls: (calls: readonly ToolCallResult[]) => sse(base([choice({ tool_calls: toolCallsOf(calls) }, null)])),
     finish: (reason: FinishReason) => sse(base([choice({}, reason)])),
     usage: (r: GenerationResult) => sse({ id: meta.id, object: 'chat.completion.chunk', created: meta.created, model: meta.model, choices: [], usage: usageOf(r) }),

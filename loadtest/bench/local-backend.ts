@@ -1,0 +1,192 @@
+/**
+ * Local backend benchmark: what the OpenAI-compatible HTTP server costs compared with the
+ * same generation straight through node-llama-cpp, at 1 and 4 concurrent requests.
+ * Target: the server keeps ≥ 95% of the direct tokens/s. Also CPU time per 1,000 tokens
+ * of the generating process either way, and of the HTTP client. Direct and server runs
+ * alternate (medians of PAIRS pairs) because everything shares the machine's cores.
+ * Both sides use the generated tiny model on the CPU with the server's settings (threads 1,
+ * flash attention off, 4 sequences, greedy, same prompt and max_tokens, chat wrapper resolved
+ * once); the server runs as its own process, as deployed.
+ *
+ *   node --import tsx loadtest/bench/local-backend.ts      standalone
+ *   npm run bench -- --only local-backend                  as a section of the bench
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { getLlama, LlamaChat, LlamaLogLevel, type ChatHistoryItem, type ChatWrapper, type LlamaContextSequence } from 'node-llama-cpp';
+import { ensureTinyModel } from '../../local-backend/tiny-model.js';
+
+const MAX_TOKENS = 400;
+const CONTEXT_SIZE = 1024;
+const SEQUENCES = 4;
+const PAIRS = process.argv.includes('--quick') ? 1 : 7;
+const PROMPT = 'Write a long story about a lighthouse keeper.';
+
+interface RunResult {
+  tokensPerSecond: number;
+  ttftMs: number;
+  /** CPU time of the generating process (main and decode threads), per 1,000 tokens. */
+  cpuMsPer1kTokens: number;
+  /** CPU time of the HTTP client (this process), per 1,000 tokens; 0 for direct runs. */
+  clientCpuMsPer1kTokens: number;
+}
+
+/** utime + stime of a process in ms (Linux /proc; 0 elsewhere). */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ = 100
+  } catch {
+    return 0;
+  }
+}
+
+function selfCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function directRun(sequences: LlamaContextSequence[], chatWrapper: ChatWrapper, concurrency: number): Promise<RunResult> {
+  const cpu0 = selfCpuMs();
+  const started = performance.now();
+  const ttfts: number[] = [];
+  let tokens = 0;
+  await Promise.all(sequences.slice(0, concurrency).map(async (sequence) => {
+    const chat = new LlamaChat({ contextSequence: sequence, chatWrapper });
+    const history: ChatHistoryItem[] = [{ type: 'user', text: PROMPT }, { type: 'model', response: [] }];
+    let first: number | undefined;
+    await chat.generateResponse(history, {
+      maxTokens: MAX_TOKENS,
+      temperature: 0,
+      repeatPenalty: false,
+      onTextChunk: () => { first ??= performance.now(); },
+      onToken: (t) => { tokens += t.length; },
+    });
+    ttfts.push(first! - started);
+    chat.dispose({ disposeSequence: false });
+  }));
+  const elapsed = performance.now() - started;
+  return { tokensPerSecond: (tokens * 1000) / elapsed, ttftMs: median(ttfts), cpuMsPer1kTokens: ((selfCpuMs() - cpu0) * 1000) / tokens, clientCpuMsPer1kTokens: 0 };
+}
+
+/**
+ * The client side is kept light (undici, no JSON.parse per event) because it shares the
+ * machine's cores with the server: only the first content event (TTFT) and the final
+ * usage event (exact token count) are looked at.
+ */
+async function serverRun(url: string, serverPid: number, concurrency: number): Promise<RunResult> {
+  const client0 = selfCpuMs();
+  const server0 = processCpuMs(serverPid);
+  const started = performance.now();
+  const ttfts: number[] = [];
+  let tokens = 0;
+  const body = JSON.stringify({ model: 'local', messages: [{ role: 'user', content: PROMPT }], max_tokens: MAX_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true } });
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    const res = await request(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    let first: number | undefined;
+    let tail = '';
+    for await (const chunk of res.body) {
+      const text = (chunk as Buffer).toString('latin1');
+      if (first === undefined && /"content":"[^"]/.test(text)) first = performance.now();
+      tail = (tail + text).slice(-2048);
+    }
+    const usage = /"usage":\{"prompt_tokens":\d+,"completion_tokens":(\d+)/.exec(tail);
+    tokens += Number(usage?.[1] ?? 0);
+    ttfts.push(first! - started);
+  }));
+  const elapsed = performance.now() - started;
+  return { tokensPerSecond: (tokens * 1000) / elapsed, ttftMs: median(ttfts), cpuMsPer1kTokens: ((processCpuMs(serverPid) - server0) * 1000) / tokens, clientCpuMsPer1kTokens: ((selfCpuMs() - client0) * 1000) / tokens };
+}
+
+function startServerProcess(): Promise<{ url: string; pid: number; stop: () => void }> {
+  const cli = fileURLToPath(new URL('../../local-backend/cli.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, '--cpu', '--threads', '1', '--parallel', String(SEQUENCES), '--context-size', String(CONTEXT_SIZE), '--host', '127.0.0.1', '--port', '0', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`local backend did not start: ${out}`)), 60000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ url: m[1]!, pid: child.pid!, stop: () => child.kill('SIGTERM') });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`local backend exited ${code}: ${out}`)); });
+  });
+}
+
+export async function benchLocalBackend(): Promise<Record<string, number | string>> {
+  const llama = await getLlama({ gpu: false, logLevel: LlamaLogLevel.warn });
+  const model = await llama.loadModel({ modelPath: await ensureTinyModel() });
+  const context = await model.createContext({ contextSize: CONTEXT_SIZE, sequences: SEQUENCES, threads: 1, flashAttention: false });
+  const sequences = Array.from({ length: SEQUENCES }, () => context.getSequence());
+  // Resolved once, as the engine does (resolving from the GGUF template costs ~200 ms).
+  const probe = new LlamaChat({ contextSequence: sequences[0]! });
+  const chatWrapper = probe.chatWrapper;
+  probe.dispose({ disposeSequence: false });
+  const server = await startServerProcess();
+  const report: Record<string, number | string> = { model: 'switchyard-tiny-llama (F32, 64 wide, CPU, threads 1)', max_tokens: MAX_TOKENS };
+  try {
+    // Warm both paths once (first-use allocations, JIT).
+    await directRun(sequences, chatWrapper, 1);
+    await serverRun(server.url, server.pid, 1);
+    for (const concurrency of [1, 4]) {
+      const direct: RunResult[] = [];
+      const http: RunResult[] = [];
+      for (let i = 0; i < PAIRS; i++) {
+        // Alternate which side goes first, so drift in machine load hits both alike.
+        if (i % 2 === 0) direct.push(await directRun(sequences, chatWrapper, concurrency));
+        http.push(await serverRun(server.url, server.pid, concurrency));
+        if (i % 2 === 1) direct.push(await directRun(sequences, chatWrapper, concurrency));
+      }
+      const pick = (rs: RunResult[]) => ({ tps: median(rs.map((r) => r.tokensPerSecond)), ttft: median(rs.map((r) => r.ttftMs)), cpu: median(rs.map((r) => r.cpuMsPer1kTokens)), client: median(rs.map((r) => r.clientCpuMsPer1kTokens)) });
+      const d = pick(direct);
+      const s = pick(http);
+      // Median of adjacent-pair ratios: load drift from other processes cancels within a pair.
+      const share = median(http.map((h, i) => h.tokensPerSecond / direct[i]!.tokensPerSecond));
+      Object.assign(report, {
+        [`c${concurrency}_direct_tokens_per_s`]: Math.round(d.tps),
+        [`c${concurrency}_server_tokens_per_s`]: Math.round(s.tps),
+        [`c${concurrency}_server_share`]: Number(share.toFixed(3)),
+        [`c${concurrency}_direct_cpu_ms_per_1k_tokens`]: Number(d.cpu.toFixed(1)),
+        [`c${concurrency}_server_cpu_ms_per_1k_tokens`]: Number(s.cpu.toFixed(1)),
+        [`c${concurrency}_client_cpu_ms_per_1k_tokens`]: Number(s.client.toFixed(1)),
+        [`c${concurrency}_direct_ttft_ms`]: Number(d.ttft.toFixed(2)),
+        [`c${concurrency}_server_ttft_ms`]: Number(s.ttft.toFixed(2)),
+      });
+    }
+  } finally {
+    server.stop();
+    await context.dispose();
+    await model.dispose();
+  }
+  printTable(report);
+  return report;
+}
+
+function printTable(r: Record<string, number | string>): void {
+  const lines = ['', 'local backend: HTTP server vs node-llama-cpp direct (target: server ≥ 95% of direct tokens/s)', 'concurrency | direct tok/s | server tok/s | share  | direct TTFT ms | server TTFT ms | CPU ms/1k tok: direct | server | client'];
+  for (const c of [1, 4]) {
+    lines.push(`${String(c).padStart(11)} | ${String(r[`c${c}_direct_tokens_per_s`]).padStart(12)} | ${String(r[`c${c}_server_tokens_per_s`]).padStart(12)} | ${String(r[`c${c}_server_share`]).padStart(6)} | ${String(r[`c${c}_direct_ttft_ms`]).padStart(14)} | ${String(r[`c${c}_server_ttft_ms`]).padStart(14)} | ${String(r[`c${c}_direct_cpu_ms_per_1k_tokens`]).padStart(21)} | ${String(r[`c${c}_server_cpu_ms_per_1k_tokens`]).padStart(6)} | ${String(r[`c${c}_client_cpu_ms_per_1k_tokens`]).padStart(6)}`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** Hook for loadtest/bench/run.ts (its context is not needed: this section brings its own servers). */
+export function runBench(_ctx?: unknown): Promise<Record<string, number | string>> {
+  return benchLocalBackend();
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  benchLocalBackend().then(
+    (report) => process.stdout.write(`${JSON.stringify(report, null, 2)}\n`),
+    (err: unknown) => { process.stderr.write(`${String(err)}\n`); process.exit(1); },
+  );
+}
