@@ -18,7 +18,13 @@ import { createHttpServer } from './server/create-server.js';
 import type { HttpRequest, HttpResponse, HttpServer } from './server/types.js';
 import type { Stores } from './stores/types.js';
 import type { BackendClient } from './upstream/types.js';
-import { createMemoryStores } from './stores/memory/create-memory-stores.js';
+import { createStores } from './stores/create-stores.js';
+import { createRouter } from './routing/router.js';
+import { createPriceTable } from './routing/cost.js';
+import { createCircuitBreaker, startActiveHealthCheck, type ActiveHealthCheck, type CircuitBreaker } from './upstream/circuit-breaker.js';
+import { createAdmission, type AdmissionController } from './upstream/admission.js';
+import { createCacheParts, type CacheParts } from './cache/parts.js';
+import { createEmbedder } from './cache/embed-through-backends.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -51,6 +57,13 @@ interface Generation {
   pipeline: Pipeline;
   modelsBody: string;
   inflight: number;
+  healthChecks: ActiveHealthCheck[];
+}
+
+/** Long-lived per-backend state carried across reloads while the backend's settings are unchanged. */
+interface Carried {
+  breakers: Map<string, { key: string; breaker: CircuitBreaker }>;
+  admissions: Map<string, { key: string; admission: AdmissionController }>;
 }
 
 const ENDPOINTS: Record<string, Endpoint> = {
@@ -61,32 +74,89 @@ const ENDPOINTS: Record<string, Endpoint> = {
 const GET_PATHS = new Set(['/health', '/ready', '/metrics', '/v1/models']);
 const REQUEST_ID_RE = /^[\w.:-]{1,128}$/;
 
-async function buildGeneration(loaded: LoadedConfig, shared: { logger: Logger; metrics: Metrics; stores: Stores }): Promise<Generation> {
+async function buildGeneration(loaded: LoadedConfig, shared: { logger: Logger; metrics: Metrics; stores: Stores; carried: Carried; cache: CacheParts }): Promise<Generation> {
   const backends = new Map<string, BackendClient>();
   const translators = new Map<string, Translator>();
+  const breakers = new Map<string, CircuitBreaker>();
+  const admissions = new Map<string, AdmissionController>();
+  const healthChecks: ActiveHealthCheck[] = [];
+  const { metrics, carried } = shared;
   for (const [name, cfg] of Object.entries(loaded.config.backends)) {
     translators.set(name, await createTranslator(cfg));
-    backends.set(name, await createBackendClient(name, cfg, { logger: shared.logger, registry: shared.metrics.registry }));
+    const client = await createBackendClient(name, cfg, { logger: shared.logger, registry: metrics.registry });
+    backends.set(name, client);
+    const hKey = JSON.stringify(cfg.health);
+    let b = carried.breakers.get(name);
+    if (!b || b.key !== hKey) {
+      const gauge = metrics.backendUp.labels(name);
+      gauge.set(1);
+      b = { key: hKey, breaker: createCircuitBreaker(cfg.health, { onStateChange: (st) => gauge.set(st === 'open' ? 0 : 1) }) };
+      carried.breakers.set(name, b);
+    }
+    breakers.set(name, b.breaker);
+    const aKey = JSON.stringify(cfg.admission ?? null);
+    let a = carried.admissions.get(name);
+    if (!a || a.key !== aKey) {
+      a = { key: aKey, admission: createAdmission(name, cfg.admission, metrics) };
+      carried.admissions.set(name, a);
+    }
+    admissions.set(name, a.admission);
+    if (cfg.health.active_check_ms) {
+      const breaker = b.breaker;
+      healthChecks.push(
+        startActiveHealthCheck(
+          breaker,
+          async (signal) => {
+            const r = await client.request({ method: 'GET', path: '/models', headers: cfg.api_key ? { authorization: `Bearer ${cfg.api_key}` } : {} }, { signal });
+            await r.dump();
+            if (r.status >= 500) throw new Error(`health check answered ${r.status}`);
+          },
+          cfg.health.active_check_ms,
+        ),
+      );
+    }
   }
-  const deps: GatewayDeps = { loaded, config: loaded.config, ...shared, backends, translators };
+  const deps: GatewayDeps = {
+    loaded,
+    config: loaded.config,
+    logger: shared.logger,
+    metrics,
+    stores: shared.stores,
+    backends,
+    translators,
+    router: createRouter(loaded.config),
+    prices: createPriceTable(loaded.config),
+    breakers,
+    admissions,
+    cache: shared.cache,
+  };
   const created = Math.floor(Date.now() / 1000);
   const modelsBody = JSON.stringify({
     object: 'list',
     data: Object.keys(loaded.config.models).map((id) => ({ id, object: 'model', created, owned_by: 'switchyard' })),
   });
-  return { deps, pipeline: createPipeline(deps), modelsBody, inflight: 0 };
+  return { deps, pipeline: createPipeline(deps), modelsBody, inflight: 0, healthChecks };
 }
 
 async function closeGeneration(g: Generation): Promise<void> {
+  for (const h of g.healthChecks) h.stop();
   await Promise.allSettled([...g.deps.backends.values()].map((b) => b.close()));
 }
 
 export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? createLogger({ level: loaded.config.logging.level, file: loaded.config.logging.file });
   const metrics = opts.metrics ?? createMetrics();
-  const stores = opts.stores ?? createMemoryStores();
-  const shared = { logger, metrics, stores };
-  let gen = await buildGeneration(loaded, shared);
+  const stores = opts.stores ?? createStores(loaded.config.store, { logger, metrics });
+  // The embedder reads the current generation's backends at call time (reload-safe).
+  const embed = createEmbedder(() => gen.deps);
+  const cache = createCacheParts({
+    cache: loaded.config.cache,
+    metrics,
+    redis: stores.redis ? { client: stores.redis, keyPrefix: loaded.config.store.key_prefix } : undefined,
+    embed: loaded.config.models[loaded.config.cache.semantic.embedding_model] ? embed : undefined,
+  });
+  const shared = { logger, metrics, stores, cache, carried: { breakers: new Map(), admissions: new Map() } as Carried };
+  let gen: Generation = await buildGeneration(loaded, shared);
   let ready = false;
   let shuttingDown = false;
   let totalInflight = 0;
@@ -224,6 +294,7 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
       if (!drained) logger.warn({ inflight: totalInflight }, 'shutdown grace period over; closing with requests in flight');
       server.close();
       await closeGeneration(gen);
+      await cache.close();
       await stores.close();
       logger.flush?.();
     },
@@ -231,6 +302,7 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
       shuttingDown = true;
       server.close();
       await closeGeneration(gen);
+      await cache.close();
       await stores.close();
     },
   };

@@ -127,7 +127,7 @@ describe.each(['uws', 'node'] as const)('the gateway on %s', (serverKind) => {
     expect(c.choices[0].text).toBe('Hello from mock');
     const e = await client.embeddings.create({ model: 'embed', input: ['a b c', 'd e f'] });
     expect(e.data).toHaveLength(2);
-    expect(e.data[0].embedding.length).toBe(64);
+    expect(e.data[0].embedding.length).toBe(256);
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(['gpt-4o-mini', 'renamed', 'plain', 'needs-key', 'dead-model', 'embed']);
   });

@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { ConfigSchema, type Config } from './schema.js';
+import { budgetPricingProblems } from '../stores/budgets/request-scopes.js';
+import { assertTimezone } from '../stores/budgets/periods.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -114,6 +116,13 @@ function crossCheck(c: Config): string[] {
     if (k.team && !c.teams[k.team]) problems.push(`keys.${i}.team: unknown team "${k.team}"`);
   });
   if (c.store.kind === 'redis' && !c.store.redis_url) problems.push('store.redis_url: required when store.kind is redis');
+  try {
+    assertTimezone(c.limits.timezone);
+  } catch {
+    problems.push(`limits.timezone: unknown time zone "${c.limits.timezone}" (expected an IANA name such as UTC or Europe/Berlin)`);
+  }
+  // Budgets in USD need a price for every model a budgeted key may reach (never a silent default price).
+  problems.push(...budgetPricingProblems(c));
   return problems;
 }
 

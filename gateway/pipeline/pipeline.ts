@@ -9,6 +9,12 @@ import { createParseRequestStage } from './stages/parse-request.js';
 import { createAuthenticateStage } from './stages/authenticate.js';
 import { createResolveRouteStage } from './stages/resolve-route.js';
 import { createDispatchStage } from './stages/dispatch.js';
+import { createFilterContentStage } from './stages/filter-content.js';
+import { createFitContextStage } from './stages/fit-context.js';
+import { createRateLimitStage } from './stages/rate-limit.js';
+import { createCheckBudgetStage } from './stages/check-budget.js';
+import { createCheckCacheStage } from './stages/check-cache.js';
+import { createRecordUsageFinalizer } from './finalizers/record-usage.js';
 import { createRecordMetricsFinalizer } from './finalizers/record-metrics.js';
 import { createAccessLogFinalizer } from './finalizers/access-log.js';
 import { respondError } from './respond.js';
@@ -23,9 +29,14 @@ export function createPipeline(deps: GatewayDeps): Pipeline {
     createParseRequestStage(),
     createAuthenticateStage(deps),
     createResolveRouteStage(deps),
+    createFilterContentStage(deps),
+    createFitContextStage(deps),
+    createRateLimitStage(deps, deps.stores.limits),
+    createCheckBudgetStage(deps, deps.stores.budgets),
+    createCheckCacheStage(deps, deps.cache),
     createDispatchStage(deps),
   ];
-  const finalizers: Finalizer[] = [createRecordMetricsFinalizer(deps), createAccessLogFinalizer(deps)];
+  const finalizers: Finalizer[] = [createRecordUsageFinalizer(deps), createRecordMetricsFinalizer(deps), createAccessLogFinalizer(deps)];
   return { stages, finalizers };
 }
 

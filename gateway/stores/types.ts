@@ -1,9 +1,17 @@
 /**
  * The shared state of the gateway, behind narrow interfaces shaped for its needs
  * (limits, budgets, cache), each with a memory and a Redis implementation that pass
- * one contract suite. main.ts creates the Stores once; they outlive config reloads.
+ * one contract suite. Created once by createStores(); they outlive config reloads.
  */
+import type { Redis } from 'ioredis';
+import type { LimitsStore } from './limits/types.js';
+import type { BudgetStore } from './budgets/types.js';
+
 export interface Stores {
   readonly kind: 'memory' | 'redis';
+  readonly limits: LimitsStore;
+  readonly budgets: BudgetStore;
+  /** The shared Redis client (short timeouts, no offline queue), for the cache's Redis stores. */
+  readonly redis?: Redis;
   close(): Promise<void>;
 }

@@ -9,6 +9,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { bagOfWordsEmbedding } from './bow-embedding.js';
 
 export interface MockBehaviour {
   /** Delay before the response head, ms. */
@@ -139,7 +140,7 @@ export async function startMockUpstream(opts: { port?: number; host?: string; de
           object: 'list',
           model,
           data: inputs.map((t, index) => {
-            const v = mockEmbedding(String(t));
+            const v = bagOfWordsEmbedding(String(t));
             // The openai SDK asks for base64 by default (little-endian float32).
             const embedding = body?.encoding_format === 'base64' ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v;
             return { object: 'embedding', index, embedding };

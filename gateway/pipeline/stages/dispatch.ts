@@ -1,15 +1,23 @@
 /**
- * dispatch: sends the request to the chosen backend and relays the answer.
- * Tries ctx.candidates in order (fallbacks), each up to route.retries.attempts + 1
- * times on retryable failures (429, 5xx, connect errors, timeouts) — but only while
- * nothing has reached the client: once a stream's first byte is out, it is final.
+ * dispatch: sends the request to a backend and relays the answer.
+ *
+ * Tries ctx.candidates in order (picked target, other targets, fallbacks). On each:
+ * circuit breaker (skip when open), admission (slot or bounded queue), then up to
+ * route.retries.attempts retries on retryable failures (429, 5xx, connect errors,
+ * timeouts) with full-jitter backoff or the upstream's Retry-After — a Retry-After
+ * beyond max_backoff_ms moves on to the next candidate instead of waiting.
+ * All of this only while nothing has reached the client: once a stream's first byte
+ * is out, the answer is final.
  */
 import { GatewayError, UpstreamHttpError } from '../../errors.js';
 import type { RequestContext, Stage, Target } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import type { UpstreamResponse } from '../../upstream/types.js';
 import { classifyUpstreamError } from '../../upstream/classify-error.js';
-import { relayStream } from './relay-stream.js';
+import { isBackendFailure } from '../../upstream/circuit-breaker.js';
+import { parseRetryAfter, retryDelayMs, sleep } from '../../upstream/retry.js';
+import { redactCompletionBody, redactStreamTranslator } from '../../routing/redact-completions.js';
+import { relayStream, type RelayHooks } from './relay-stream.js';
 import { responseHeaders } from '../respond.js';
 import { estimateCompletionTokens, estimatePromptTokens } from '../estimate.js';
 
@@ -21,10 +29,9 @@ async function readAll(res: UpstreamResponse): Promise<Buffer> {
     if (b.byteLength > MAX_RESPONSE_BYTES) throw new GatewayError('upstream_bad_response', { message: 'The upstream response is too large.' });
     return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   }
-  const body = res.body;
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const c of body) {
+  for await (const c of res.body) {
     size += c.byteLength;
     if (size > MAX_RESPONSE_BYTES) throw new GatewayError('upstream_bad_response', { message: 'The upstream response is too large.' });
     chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
@@ -32,24 +39,25 @@ async function readAll(res: UpstreamResponse): Promise<Buffer> {
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
 }
 
-/** A failure before anything reached the client: the caller may retry or fall back. */
+/**
+ * A failure before anything reached the client. `retry`: the same target may be tried
+ * again; `next`: move on to the next candidate; `fatal`: answer the client now.
+ */
 class AttemptFailure extends Error {
   constructor(
     readonly cause: unknown,
-    readonly retryable: boolean,
+    readonly action: 'retry' | 'next' | 'fatal',
     readonly retryAfterMs?: number,
   ) {
     super('attempt failed');
   }
 }
 
-function retryAfterMs(h: string | string[] | undefined): number | undefined {
-  const v = Array.isArray(h) ? h[0] : h;
-  if (!v) return undefined;
-  const s = Number(v);
-  if (Number.isFinite(s)) return Math.max(0, s * 1000);
-  const d = Date.parse(v);
-  return Number.isNaN(d) ? undefined : Math.max(0, d - Date.now());
+/** max_tokens the request may produce, for admission's token accounting. */
+function maxTokens(ctx: RequestContext, target: Target): number {
+  const b = ctx.body;
+  const m = (b.max_completion_tokens ?? b.max_tokens) as number | undefined;
+  return typeof m === 'number' ? m : (target.model.default_max_tokens ?? 0);
 }
 
 export function createDispatchStage(deps: GatewayDeps): Stage {
@@ -59,10 +67,41 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     const name = target.backendName;
     const missing = deps.loaded.missingSecrets[name];
     if (missing) {
-      throw new GatewayError('backend_not_configured', {
-        message: `The backend '${name}' for model '${target.alias}' needs the environment variable ${missing}, which is not set.`,
-      });
+      throw new AttemptFailure(
+        new GatewayError('backend_not_configured', {
+          message: `The backend '${name}' for model '${target.alias}' needs the environment variable ${missing}, which is not set.`,
+        }),
+        'next',
+      );
     }
+    const breaker = deps.breakers.get(name);
+    if (breaker && !breaker.tryAcquire()) {
+      throw new AttemptFailure(new GatewayError('backend_unavailable', { message: `The backend '${name}' is unavailable (circuit open).`, headers: { 'retry-after': '1' } }), 'next');
+    }
+    const outcome: { verdict: 'success' | 'failure' | 'none' } = { verdict: 'none' };
+    const admission = deps.admissions.get(name);
+    let ticket;
+    try {
+      if (admission) {
+        try {
+          ticket = await admission.acquire({ tokens: estimatePromptTokens(ctx) + maxTokens(ctx, target), signal: ctx.abort.signal });
+        } catch (err) {
+          throw new AttemptFailure(err, 'next');
+        }
+      }
+      await send(ctx, target, (v) => (outcome.verdict = v));
+    } finally {
+      ticket?.release();
+      if (breaker) {
+        if (outcome.verdict === 'success') breaker.onSuccess();
+        else if (outcome.verdict === 'failure') breaker.onFailure();
+        else breaker.release();
+      }
+    }
+  }
+
+  async function send(ctx: RequestContext, target: Target, setVerdict: (v: 'success' | 'failure') => void): Promise<void> {
+    const name = target.backendName;
     const client = deps.backends.get(name)!;
     const translator = deps.translators.get(name)!;
     const injectUsage = ctx.stream && !ctx.clientWantsUsage && target.backend.inject_stream_usage;
@@ -80,35 +119,37 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     upReq.headers['x-request-id'] = ctx.id;
 
     const t0 = process.hrtime.bigint();
-    let upstream;
+    let upstream: UpstreamResponse;
     try {
       upstream = await client.request(upReq, { signal: ctx.abort.signal, timeoutMs: ctx.route?.timeout_ms });
     } catch (err) {
       ctx.upstreamNs += process.hrtime.bigint() - t0;
       const c = classifyUpstreamError(err, ctx.abort.signal.aborted);
       metrics.upstreamErrors.labels(name, c.reason).inc();
-      throw new AttemptFailure(c.error, c.retryable);
+      if (c.reason !== 'aborted') setVerdict('failure');
+      throw new AttemptFailure(c.error, c.retryable ? 'retry' : 'fatal');
     }
 
     if (upstream.status >= 400) {
       let body: Buffer;
       try {
         body = await readAll(upstream);
-      } catch (err) {
+      } catch {
         body = Buffer.alloc(0);
-        void err;
       }
       ctx.upstreamNs += process.hrtime.bigint() - t0;
-      metrics.upstreamErrors.labels(name, `http_${upstream.status >= 500 ? '5xx' : upstream.status === 429 ? '429' : '4xx'}`).inc();
+      setVerdict(isBackendFailure(upstream.status) ? 'failure' : 'success');
+      metrics.upstreamErrors.labels(name, upstream.status >= 500 ? 'http_5xx' : upstream.status === 429 ? 'http_429' : 'http_4xx').inc();
       const t = translator.translateError(upstream.status, body);
       const headers: Record<string, string> = {};
       const ra = upstream.headers['retry-after'];
       if (ra) headers['retry-after'] = Array.isArray(ra) ? ra[0] : ra;
       const retryable = upstream.status === 429 || upstream.status >= 500;
-      throw new AttemptFailure(new UpstreamHttpError(t.status, t.body, headers), retryable, retryAfterMs(ra));
+      throw new AttemptFailure(new UpstreamHttpError(t.status, t.body, headers), retryable ? 'retry' : 'fatal', parseRetryAfter(upstream.headers));
     }
 
     ctx.target = target;
+    const redact = ctx.route?.filters?.pii?.completions === true;
     if (!ctx.stream) {
       let body: Buffer;
       try {
@@ -117,35 +158,40 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
         ctx.upstreamNs += process.hrtime.bigint() - t0;
         const c = classifyUpstreamError(err, ctx.abort.signal.aborted);
         metrics.upstreamErrors.labels(name, c.reason).inc();
-        throw new AttemptFailure(c.error, c.retryable);
+        if (c.reason !== 'aborted') setVerdict('failure');
+        throw new AttemptFailure(c.error, c.retryable ? 'retry' : 'fatal');
       }
       ctx.upstreamNs += process.hrtime.bigint() - t0;
+      setVerdict('success');
       const out = translator.translateResponse(ctx.endpoint, body, ctx.modelAlias);
-      ctx.usage = out.usage ?? {
-        prompt_tokens: estimatePromptTokens(ctx),
-        completion_tokens: 0,
-        total_tokens: estimatePromptTokens(ctx),
-        estimated: true,
-      };
+      if (redact) {
+        const r = redactCompletionBody(out.body);
+        if (r.count) metrics.contentFiltered.labels(ctx.route!.name, 'redact').inc();
+        out.body = r.body;
+      }
+      const prompt = estimatePromptTokens(ctx);
+      ctx.usage = out.usage ?? { prompt_tokens: prompt, completion_tokens: 0, total_tokens: prompt, estimated: true };
       ctx.toolCalls = out.toolCalls;
       ctx.status = 200;
       ctx.locals.responseBody = out.body;
+      (ctx.locals.onResponseBody as ((b: string | Uint8Array) => void) | undefined)?.(out.body);
       ctx.firstByteNs = process.hrtime.bigint();
       ctx.res.send(200, responseHeaders(ctx, 'application/json'), out.body);
       return;
     }
 
     ctx.upstreamNs += process.hrtime.bigint() - t0;
+    setVerdict('success');
     ctx.status = 200;
     ctx.res.writeHead(200, responseHeaders(ctx, 'text/event-stream'));
-    const st = translator.createStreamTranslator(ctx.endpoint, {
+    let st = translator.createStreamTranslator(ctx.endpoint, {
       clientWantsUsage: ctx.clientWantsUsage,
       injectedUsage: injectUsage,
       clientModel: ctx.modelAlias,
       collectText: ctx.locals.collectStreamText === true,
     });
-    const hooks = ctx.locals.streamHooks as Parameters<typeof relayStream>[3] | undefined;
-    const result = await relayStream(ctx, upstream, st, hooks);
+    if (redact) st = redactStreamTranslator(st);
+    const result = await relayStream(ctx, upstream, st, ctx.locals.streamHooks as RelayHooks | undefined);
     ctx.streamOutcome = result.outcome;
     ctx.locals.streamState = st.state;
     ctx.toolCalls = st.state.toolCalls;
@@ -157,53 +203,42 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       metrics.streamInterruptions.labels(name, 'error_event').inc();
     }
     // Never bill a cut stream as zero: estimate what was generated when no usage came.
-    ctx.usage = st.state.usage ?? {
-      prompt_tokens: estimatePromptTokens(ctx),
-      completion_tokens: estimateCompletionTokens(st.state.contentChars),
-      total_tokens: estimatePromptTokens(ctx) + estimateCompletionTokens(st.state.contentChars),
-      estimated: true,
-    };
+    const prompt = estimatePromptTokens(ctx);
+    const completion = estimateCompletionTokens(st.state.contentChars);
+    ctx.usage = st.state.usage ?? { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, estimated: true };
   }
 
   return async function dispatch(ctx: RequestContext) {
-    const retries = ctx.route?.retries;
+    const policy = ctx.route?.retries;
     let lastError: unknown;
     for (let c = 0; c < ctx.candidates.length; c++) {
       const target = ctx.candidates[c];
-      if (c > 0) metrics.fallbacks.labels(ctx.candidates[c - 1].alias, target.alias).inc();
-      const attempts = 1 + (retries?.attempts ?? 0);
+      if (c > 0) {
+        metrics.fallbacks.labels(ctx.candidates[c - 1].alias, target.alias).inc();
+        ctx.responseHeaders['x-switchyard-fallback'] = target.alias;
+      }
+      const attempts = 1 + (policy?.attempts ?? 0);
       for (let a = 0; a < attempts; a++) {
-        if (ctx.abort.signal.aborted) throw lastError ?? new GatewayError('backend_unavailable');
+        if (ctx.abort.signal.aborted) throw lastError ?? new GatewayError('upstream_unreachable', { message: 'The client went away.' });
         try {
           await attempt(ctx, target);
           return;
         } catch (err) {
           if (!(err instanceof AttemptFailure)) throw err;
           lastError = err.cause;
-          if (!err.retryable) throw err.cause;
-          if (a + 1 < attempts) {
-            metrics.retries.labels(target.backendName).inc();
-            const base = retries?.backoff_ms ?? 100;
-            const cap = retries?.max_backoff_ms ?? 5000;
-            const backoff = Math.min(cap, base * 2 ** a) * Math.random();
-            await sleep(Math.min(cap, Math.max(backoff, err.retryAfterMs ?? 0)), ctx.abort.signal);
+          if (err.action === 'fatal') throw err.cause;
+          if (err.action === 'next' || a + 1 >= attempts || !policy) break;
+          const delay = retryDelayMs(a, policy, err.retryAfterMs);
+          if (delay === undefined) break; // the upstream asked for longer than we may wait: next candidate
+          metrics.retries.labels(target.backendName).inc();
+          try {
+            await sleep(delay, ctx.abort.signal);
+          } catch {
+            throw lastError;
           }
         }
       }
     }
     throw lastError ?? new GatewayError('backend_unavailable');
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

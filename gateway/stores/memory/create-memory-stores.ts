@@ -4,10 +4,14 @@
  * are shared.
  */
 import type { Stores } from '../types.js';
+import { createMemoryLimits } from '../limits/memory-limits.js';
+import { createMemoryBudgets } from '../budgets/memory-budgets.js';
 
 export function createMemoryStores(): Stores {
   return {
     kind: 'memory',
+    limits: createMemoryLimits(),
+    budgets: createMemoryBudgets(),
     async close() {},
   };
 }

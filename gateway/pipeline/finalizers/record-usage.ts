@@ -1,0 +1,24 @@
+/**
+ * recordUsage: prices what the request used (switchyard_cost_usd_total{model,key}) and,
+ * for complexity-routed requests, what the reference model would have cost
+ * (switchyard_routing_savings_usd_total). Reasoning tokens are part of completion
+ * tokens and priced as output. Cache hits cost nothing here.
+ */
+import { recordCost } from '../../routing/cost.js';
+import type { Finalizer, RequestContext } from '../context.js';
+import type { GatewayDeps } from '../deps.js';
+
+export function createRecordUsageFinalizer(deps: GatewayDeps): Finalizer {
+  return function recordUsage(ctx: RequestContext) {
+    if (!ctx.usage || !ctx.target) return;
+    if (ctx.cacheResult === 'hit' || ctx.cacheResult === 'semantic-hit' || ctx.cacheResult === 'coalesced') return;
+    const r = recordCost(deps.metrics, deps.prices, {
+      alias: ctx.target.alias,
+      keyId: ctx.key?.id ?? 'anonymous',
+      usage: ctx.usage,
+      complexity: ctx.locals.complexity as { route: string; class: string; reference?: string } | undefined,
+    });
+    ctx.costUsd = r.costUsd;
+    if (r.savingsUsd !== undefined) ctx.locals.savingsUsd = r.savingsUsd;
+  };
+}
