@@ -1,66 +1,62 @@
 /**
- * The gateway routes an alias to the in-process llama.cpp backend and another alias to
- * the standalone local-backend server (as `openai-compatible`), through the openai SDK.
+ * The gateway routes aliases to local models both ways: `local` to the in-process
+ * llama-cpp backend and `local-remote` to the standalone server as openai-compatible.
+ * Same model, same greedy prompt: the same answer either way.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { startLocalServer, type LocalServer } from '../local-backend/server.js';
+import type { LocalServer } from '../local-backend/server.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { startTinyLocalServer } from './support/tiny-model.js';
 
-let server: LocalServer;
-let gw: TestGateway;
-let client: OpenAI;
+describe('the gateway with local models', () => {
+  let server: LocalServer;
+  let gw: TestGateway;
+  let client: OpenAI;
 
-beforeAll(async () => {
-  server = await startLocalServer({
-    host: '127.0.0.1',
-    port: 0,
-    model: { modelId: 'tiny', gpuLayers: 'auto', gpu: false, contextSize: 1024, threads: 1, parallel: 2, flashAttention: false, queueSize: 8, embedding: true },
+  beforeAll(async () => {
+    server = await startTinyLocalServer({ parallel: 2 });
+    gw = await startTestGateway({
+      server: { host: '127.0.0.1', port: 0 },
+      backends: {
+        inproc: { type: 'llama-cpp', context_size: 512, threads: 1, parallel: 2 },
+        standalone: { type: 'openai-compatible', base_url: `${server.url}/v1` },
+      },
+      models: {
+        local: { backend: 'inproc', model: 'demo', price: { input: 0, output: 0 } },
+        'local-embed': { backend: 'inproc', model: 'demo', price: { input: 0, output: 0 } },
+        'local-remote': { backend: 'standalone', model: 'demo', price: { input: 0, output: 0 } },
+      },
+    }, { server: 'node' });
+    client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   });
-  gw = await startTestGateway({
-    server: { host: '127.0.0.1', port: 0 },
-    backends: {
-      inproc: { type: 'llama-cpp', context_size: 1024, threads: 1, parallel: 2 },
-      standalone: { type: 'openai-compatible', base_url: `${server.url}/v1` },
-    },
-    models: {
-      local: { backend: 'inproc', model: 'demo' },
-      'local-embed': { backend: 'inproc', model: 'demo' },
-      remote: { backend: 'standalone', model: 'tiny' },
-    },
-  });
-  client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused', maxRetries: 0 });
-}, 60000);
-
-afterAll(async () => {
-  await gw?.close();
-  await server?.close();
-});
-
-describe('local models behind the gateway', () => {
-  it('serves the same greedy answer in-process and from the standalone server', async () => {
-    const ask = (model: string) =>
-      client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Hello there' }], max_tokens: 12, temperature: 0, seed: 7 });
-    const [a, b] = await Promise.all([ask('local'), ask('remote')]);
-    expect(a.choices[0].message.content!.length).toBeGreaterThan(0);
-    expect(a.choices[0].message.content).toBe(b.choices[0].message.content);
-    expect(a.usage?.completion_tokens).toBe(12);
-    expect(a.choices[0].finish_reason).toBe('length');
+  afterAll(async () => {
+    await gw?.close();
+    await server?.close();
   });
 
-  it('streams from the in-process model with usage counted by the gateway', async () => {
-    const stream = await client.chat.completions.create({ model: 'local', messages: [{ role: 'user', content: 'Stream please' }], max_tokens: 8, stream: true });
+  it('answers the same greedy prompt identically in-process and through the standalone server', async () => {
+    const ask = (model: string) => client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 12, temperature: 0 });
+    const [inproc, remote] = [await ask('local'), await ask('local-remote')];
+    expect(inproc.choices[0]!.message.content).toHaveLength(12);
+    expect(remote.choices[0]!.message.content).toBe(inproc.choices[0]!.message.content);
+    expect(remote.usage).toMatchObject({ prompt_tokens: inproc.usage!.prompt_tokens, completion_tokens: 12 });
+  });
+
+  it('streams from the in-process model with a final usage chunk', async () => {
+    const stream = await client.chat.completions.create({ model: 'local', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 6, temperature: 0, stream: true, stream_options: { include_usage: true } });
     let text = '';
-    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
-    expect(text.length).toBeGreaterThan(0);
-    await expect.poll(() => gw.logs.find((l) => l.msg === 'request' && l.model === 'local' && l.stream === true)).toBeTruthy();
-    const line = gw.logs.find((l) => l.msg === 'request' && l.model === 'local' && l.stream === true)!;
-    expect(line.completion_tokens).toBe(8);
-    expect(line.usage_estimated).toBeUndefined();
+    let usage;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text).toHaveLength(6);
+    expect(usage).toMatchObject({ completion_tokens: 6 });
   });
 
-  it('embeds through the in-process model', async () => {
-    const e = await client.embeddings.create({ model: 'local-embed', input: 'vector me' });
-    expect(e.data[0].embedding.length).toBe(64);
+  it('serves embeddings from the in-process model', async () => {
+    const res = await client.embeddings.create({ model: 'local-embed', input: 'hello' });
+    expect(res.data[0]!.embedding).toHaveLength(64);
   });
 });
