@@ -25,6 +25,8 @@ import { createCircuitBreaker, startActiveHealthCheck, type ActiveHealthCheck, t
 import { createAdmission, type AdmissionController } from './upstream/admission.js';
 import { createCacheParts, type CacheParts } from './cache/parts.js';
 import { createEmbedder } from './cache/embed-through-backends.js';
+import { createKeyIndex, type KeyIndex } from './pipeline/stages/authenticate.js';
+import { handleAdminListKeys, handleAdminResetKey, handleUsage, type ApiResponse } from './usage-api.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -58,6 +60,7 @@ interface Generation {
   modelsBody: string;
   inflight: number;
   healthChecks: ActiveHealthCheck[];
+  keyIndex: KeyIndex;
 }
 
 /** Long-lived per-backend state carried across reloads while the backend's settings are unchanged. */
@@ -135,7 +138,7 @@ async function buildGeneration(loaded: LoadedConfig, shared: { logger: Logger; m
     object: 'list',
     data: Object.keys(loaded.config.models).map((id) => ({ id, object: 'model', created, owned_by: 'switchyard' })),
   });
-  return { deps, pipeline: createPipeline(deps), modelsBody, inflight: 0, healthChecks };
+  return { deps, pipeline: createPipeline(deps), modelsBody, inflight: 0, healthChecks, keyIndex: createKeyIndex(loaded.config.keys) };
 }
 
 async function closeGeneration(g: Generation): Promise<void> {
@@ -236,12 +239,40 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
           return;
       }
     }
+    if (req.path === '/v1/usage' || req.path.startsWith('/admin/')) return handleApi(req, res);
     if (req.path.startsWith('/v1/models/') && req.method === 'GET') {
       const id = decodeURIComponent(req.path.slice('/v1/models/'.length));
       if (gen.deps.config.models[id]) return text(res, 200, JSON.stringify({ id, object: 'model', created: 0, owned_by: 'switchyard' }));
       return plainError(req, res, new GatewayError('model_not_found', { message: `The model '${id}' does not exist.` }));
     }
     plainError(req, res, new GatewayError('not_found', { message: `Unknown path: ${req.method} ${req.path.slice(0, 200)}` }));
+  }
+
+  /** Usage and admin APIs: small JSON answers, errors through the one error table. */
+  function handleApi(req: HttpRequest, res: HttpResponse): void {
+    const g = gen;
+    const apiDeps = { config: g.deps.config, limits: stores.limits, budgets: stores.budgets };
+    const auth = req.headers.authorization;
+    let p: Promise<ApiResponse>;
+    const reset = /^\/admin\/keys\/([^/]+)\/reset$/.exec(req.path);
+    if (req.path === '/v1/usage') {
+      if (req.method !== 'GET') return plainError(req, res, new GatewayError('method_not_allowed', { headers: { allow: 'GET' } }));
+      const entry = g.keyIndex.find(auth);
+      if (g.keyIndex.enabled && !entry) return plainError(req, res, new GatewayError('invalid_api_key'));
+      p = handleUsage(apiDeps, entry?.key);
+    } else if (req.path === '/admin/keys') {
+      if (req.method !== 'GET') return plainError(req, res, new GatewayError('method_not_allowed', { headers: { allow: 'GET' } }));
+      p = handleAdminListKeys(apiDeps, auth);
+    } else if (reset) {
+      if (req.method !== 'POST') return plainError(req, res, new GatewayError('method_not_allowed', { headers: { allow: 'POST' } }));
+      p = handleAdminResetKey(apiDeps, auth, decodeURIComponent(reset[1]), new URLSearchParams(req.query).get('period'));
+    } else {
+      return plainError(req, res, new GatewayError('not_found', { message: `Unknown path: ${req.method} ${req.path.slice(0, 200)}` }));
+    }
+    p.then(
+      (r) => res.send(r.status, r.headers, r.body),
+      (err) => plainError(req, res, err),
+    );
   }
 
   const cfg = loaded.config.server;

@@ -4,6 +4,11 @@
  * configured (ctx.promptTokensEstimate); actual upstream usage always wins.
  */
 import type { RequestContext } from './context.js';
+import type { Config } from '../config/schema.js';
+import { createTokenCounter, type TokenCounter } from '../tokens/token-counter.js';
+
+/** One counter per config generation (exact OpenAI encodings where the model has one). */
+const counters = new WeakMap<Config, TokenCounter>();
 
 const CJK = /[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]/g;
 
@@ -14,9 +19,10 @@ export function estimateTextTokens(text: string, cjkPerChar = 1.5, otherPerChar 
 
 export function estimatePromptTokens(ctx: RequestContext): number {
   if (ctx.promptTokensEstimate !== undefined) return ctx.promptTokensEstimate;
-  const e = ctx.config.token_estimator;
-  const src = ctx.endpoint === 'chat' ? JSON.stringify(ctx.body.messages ?? '') : JSON.stringify(ctx.body.prompt ?? ctx.body.input ?? '');
-  ctx.promptTokensEstimate = estimateTextTokens(src, e.cjk_per_char, e.other_per_char);
+  let counter = counters.get(ctx.config);
+  if (!counter) counters.set(ctx.config, (counter = createTokenCounter(ctx.config)));
+  const model = ctx.target?.model ?? { backend: '', model: ctx.modelAlias, tokenizer: 'auto' as const };
+  ctx.promptTokensEstimate = counter.countPrompt(ctx.endpoint, ctx.body, model);
   return ctx.promptTokensEstimate;
 }
 

@@ -54,7 +54,8 @@ export function createRecordMetricsFinalizer(deps: GatewayDeps): Finalizer {
     c.overhead.observe(Number(endNs - ctx.startNs - ctx.upstreamNs) / NS);
     if (known && ctx.upstreamNs > 0n) c.upstream.observe(Number(ctx.upstreamNs) / NS);
     if (ctx.stream && ctx.firstByteNs !== undefined) c.ttft.observe(Number(ctx.firstByteNs - ctx.startNs) / NS);
-    if (ctx.usage && known) {
+    // Only tokens that went to a backend: a cache hit's usage is what the client received, not what was spent.
+    if (ctx.usage && known && !(ctx.cacheResult === 'hit' || ctx.cacheResult === 'semantic-hit' || ctx.cacheResult === 'coalesced')) {
       if (ctx.usage.prompt_tokens) c.prompt.inc(ctx.usage.prompt_tokens);
       if (ctx.usage.completion_tokens) c.completion.inc(ctx.usage.completion_tokens);
     }
