@@ -30,7 +30,7 @@ describe('the standalone local backend (parallel: 2)', () => {
   let client: OpenAI;
 
   beforeAll(async () => {
-    server = await startTinyLocalServer({ parallel: 2 });
+    server = await startTinyLocalServer({ parallel: 2, contextSize: 2048 });
     client = clientFor(server);
   });
   afterAll(() => server?.close());
@@ -87,6 +87,39 @@ describe('the standalone local backend (parallel: 2)', () => {
     const res = await client.chat.completions.create({ model: 'local', messages: [{ role: 'user', content: 'Reply in JSON.' }], max_tokens: 300, temperature: 0, response_format: { type: 'json_object' } });
     expect(res.choices[0]!.finish_reason).toBe('stop');
     expect(() => JSON.parse(res.choices[0]!.message.content!)).not.toThrow();
+  });
+
+  it('constrains output to a JSON schema for response_format json_schema', async () => {
+    const res = await client.chat.completions.create({
+      model: 'local', messages: [{ role: 'user', content: 'A number, please.' }], max_tokens: 300, temperature: 0,
+      response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] } } },
+    });
+    expect(Number.isInteger(JSON.parse(res.choices[0]!.message.content!).a)).toBe(true);
+  });
+
+  it('offers tools through the chat template and accepts tool results in the history', async () => {
+    const tools = [{ type: 'function' as const, function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+    const plain = await client.chat.completions.create({ model: 'local', messages, max_tokens: 4, temperature: 0 });
+    const withTools = await client.chat.completions.create({ model: 'local', messages, max_tokens: 4, temperature: 0, tools });
+    // The function documentation is part of the rendered prompt, and counted.
+    expect(withTools.usage!.prompt_tokens).toBeGreaterThan(plain.usage!.prompt_tokens + 50);
+    expect(withTools.choices[0]!.finish_reason).toBe('length');
+
+    const followUp = await client.chat.completions.create({
+      model: 'local', max_tokens: 4, temperature: 0, tools,
+      messages: [
+        ...messages,
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        { role: 'tool', tool_call_id: 'call_1', content: '"sunny"' },
+      ],
+    });
+    expect(followUp.usage!.prompt_tokens).toBeGreaterThan(withTools.usage!.prompt_tokens);
+  });
+
+  it('refuses a prompt longer than the context window with context_length_exceeded', async () => {
+    const res = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(3000) }], max_tokens: 5 }) });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('context_length_exceeded');
   });
 
   it('embeds with the model dimension, the same input giving the same vector', async () => {
