@@ -109,10 +109,14 @@ export function createLocalEngine(options: LocalBackendOptions, metrics?: { metr
     return result;
   }
 
+  /** A model that cannot load (missing file, not enough VRAM) answers 503; the cause goes to the log. */
   function load(): Promise<Loaded> {
     if (closed) return Promise.reject(new GatewayError('shutting_down'));
-    loading ??= doLoad();
-    loading.catch(() => { loading = undefined; });
+    loading ??= doLoad().catch((err: unknown) => {
+      loading = undefined;
+      if (err instanceof GatewayError) throw err;
+      throw new GatewayError('backend_unavailable', { message: `The local model ${options.modelId} could not be loaded.`, detail: err });
+    });
     return loading;
   }
 

@@ -234,7 +234,8 @@ export function createOpenAIHandler(engine: LocalEngine, opts: HandlerOptions = 
         default: throw new GatewayError('not_found');
       }
     } catch (err) {
-      if (!(err instanceof GatewayError) && !(err instanceof QueueFullError) && !signal.aborted) opts.onError?.(err);
+      const unexpected = !(err instanceof GatewayError) || err.status >= 500;
+      if (unexpected && !(err instanceof QueueFullError) && !signal.aborted) opts.onError?.(err instanceof GatewayError && err.detail ? err.detail : err);
       return errorResponse(err);
     }
   };

@@ -104,6 +104,15 @@ describe('the in-process llama-cpp backend client', () => {
     expect(next.choices[0].finish_reason).toBe('length');
   });
 
+  it('answers 503 backend_unavailable when the model file cannot be loaded', async () => {
+    const broken = createLlamaCppBackendClient('broken', tinyLlamaBackend({ model_path: '/nonexistent/model.gguf' }), { overrides: { gpu: false } });
+    const res = await post(broken, '/chat/completions', { messages, max_tokens: 3 });
+    expect(res.status).toBe(503);
+    expect(JSON.parse(await readAll(res)).error).toMatchObject({ code: 'backend_unavailable', type: 'server_error' });
+    await expect(broken.warmUp()).rejects.toMatchObject({ code: 'backend_unavailable' });
+    await broken.close();
+  });
+
   it('records its metrics in the registry it was given, labelled with the backend name', async () => {
     const text = await registry.metrics();
     expect(text).toMatch(/switchyard_local_tokens_generated_total\{backend="local"\} [1-9]/);
