@@ -116,7 +116,7 @@ describe('the router', () => {
 
     const proof = router.decide({ ...base, model: 'auto', promptTokens: 30, body: { messages: [{ role: 'user', content: '请证明根号2是无理数' }] } });
     expect(proof.aliases).toEqual(['o3-mini']);
-    expect(proof.info).toBe(`route=auto; class=reasoning; rule=${encodeURIComponent('keyword:证明')}; target=o3-mini`);
+    expect(proof.info).toBe(`route=auto; class=reasoning; rule=keyword:${encodeURIComponent('证明')}; target=o3-mini`);
   });
 });
 

@@ -32,9 +32,12 @@ export interface Router {
   decide(input: RouterInput, opts?: PickOptions): RouteDecision;
 }
 
-/** Header values must be ASCII: non-ASCII parts (a Chinese keyword) are percent-encoded. */
+/**
+ * Header values must be ASCII: only the non-ASCII runs (a Chinese keyword) are
+ * percent-encoded, so `rule=keyword:%E5%88%86%E6%9E%90` stays readable.
+ */
 function headerSafe(v: string): string {
-  return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
+  return /^[\x20-\x7e]*$/.test(v) ? v : v.replace(/[^\x20-\x7e]+/g, (run) => encodeURIComponent(run));
 }
 
 export function formatRouteInfo(parts: { route?: string; class?: string; rule?: string; target?: string }): string {
