@@ -57,8 +57,11 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
     if (!ctx.key) return;
     const scopes = requestBudgetScopes(config, ctx.key, now());
     const model = targetModel(ctx);
-    const prompt = promptTokens(ctx, counter);
-    let completion = completionAllowance(ctx.endpoint, ctx.body, model);
+    // A key without any budget limit only has its spend recorded: no worst case to reserve,
+    // so the prompt need not be tokenized here (hot path of unbudgeted keys).
+    const limited = scopes.some((s) => s.limitUsd !== undefined || s.limitTokens !== undefined);
+    const prompt = limited ? promptTokens(ctx, counter) : 0;
+    let completion = limited ? completionAllowance(ctx.endpoint, ctx.body, model) : 0;
 
     let result: ReserveResult = await budgets.reserve(scopes, priceUsd(model, prompt, completion), prompt + completion);
     if (!result.ok) {

@@ -61,7 +61,23 @@ function localMidnight(y: number, m: number, d: number, timeZone: string): numbe
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
+/**
+ * The last period computed per (kind, zone): every request asks, and Intl's
+ * formatToParts is far too slow for the hot path, while the answer only changes at
+ * the period's end.
+ */
+const lastPeriod = new Map<string, Period>();
+
 export function currentPeriod(kind: PeriodKind, nowMs: number, timeZone: string): Period {
+  const cacheKey = `${kind}|${timeZone}`;
+  const cached = lastPeriod.get(cacheKey);
+  if (cached && nowMs >= cached.startMs && nowMs < cached.endMs) return cached;
+  const p = Object.freeze(computePeriod(kind, nowMs, timeZone));
+  lastPeriod.set(cacheKey, p);
+  return p;
+}
+
+function computePeriod(kind: PeriodKind, nowMs: number, timeZone: string): Period {
   const { y, m, d } = localParts(nowMs, timeZone);
   if (kind === 'day') {
     return { kind, label: `${y}-${pad(m)}-${pad(d)}`, startMs: localMidnight(y, m, d, timeZone), endMs: localMidnight(y, m, d + 1, timeZone) };
