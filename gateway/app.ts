@@ -156,6 +156,7 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
     cache: loaded.config.cache,
     metrics,
     redis: stores.redis ? { client: stores.redis, keyPrefix: loaded.config.store.key_prefix } : undefined,
+    lockAcrossReplicas: loaded.config.cache.coalesce.across_replicas,
     embed: loaded.config.models[loaded.config.cache.semantic.embedding_model] ? embed : undefined,
   });
   const shared = { logger, metrics, stores, cache, carried: { breakers: new Map(), admissions: new Map() } as Carried };

@@ -216,8 +216,13 @@ export const CacheSchema = z.strictObject({
     .default({ enabled: false, threshold: 0.95, embedding_model: 'embed', ttl_s: 3600, max_entries: 100000 }),
   charge_hits: z.boolean().default(false),
   coalesce: z
-    .strictObject({ enabled: z.boolean().default(true), wait_ms: positiveInt.default(30000) })
-    .default({ enabled: true, wait_ms: 30000 }),
+    .strictObject({
+      enabled: z.boolean().default(true),
+      wait_ms: positiveInt.default(30000),
+      /** store.kind redis only: one upstream call per key across replicas (a Redis lock per miss). */
+      across_replicas: z.boolean().default(false),
+    })
+    .default({ enabled: true, wait_ms: 30000, across_replicas: false }),
 });
 
 export const ConfigSchema = z.strictObject({

@@ -1,8 +1,8 @@
 /**
  * checkCache: answers from the response cache, or arranges for the answer to be
- * cached. Runs after resolveRoute (the key holds the resolved target) and BEFORE
- * checkBudget, so a hit neither needs nor consumes budget (cache.charge_hits false);
- * the budget stage skips reservation when isFreeCacheHit(ctx) is true anyway.
+ * cached. Runs after resolveRoute (the key holds the resolved target) and after
+ * checkBudget (the architecture's order): a hit is admitted like any request, and the
+ * budget settlement charges it nothing (servedFromCache) unless cache.charge_hits.
  *
  * Order within the stage (docs/cache.md):
  *   policy → bypass?  exact lookup → hit?  coalesce: follower → served?  semantic
