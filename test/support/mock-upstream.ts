@@ -20,6 +20,8 @@ export interface MockBehaviour {
   chunkDelayMs?: number;
   /** Text of each chunk (default "tok "). */
   chunkText?: string;
+  /** Text of chunk i; overrides chunks and chunkText (tests of matches split across chunks). */
+  chunkTexts?: string[];
   /** Answer with this status and body instead. */
   status?: number;
   errorBody?: unknown;
@@ -159,8 +161,8 @@ export async function startMockUpstream(opts: { port?: number; host?: string; de
     const promptTokens = b.usage?.prompt_tokens ?? Math.max(1, raw.length >> 2);
 
     if (body?.stream === true) {
-      const chunks = b.chunks ?? 5;
-      const text = b.chunkText ?? 'tok ';
+      const chunks = b.chunkTexts?.length ?? b.chunks ?? 5;
+      const textOf = (i: number) => b.chunkTexts?.[i] ?? b.chunkText ?? 'tok ';
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       const obj = isChat ? 'chat.completion.chunk' : 'text_completion';
       const send = (payload: unknown) => res.write(`data: ${JSON.stringify(payload)}\n\n`);
@@ -185,8 +187,8 @@ export async function startMockUpstream(opts: { port?: number; host?: string; de
           send({ id, object: obj, created, model, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: b.toolCall.name, arguments: b.toolCall.arguments } }] }, finish_reason: null }], ...usageField });
         } else {
           send(isChat
-            ? { id, object: obj, created, model, choices: [{ index: 0, delta: { content: text }, finish_reason: null }], ...usageField }
-            : { id, object: obj, created, model, choices: [{ index: 0, text, finish_reason: null }], ...usageField });
+            ? { id, object: obj, created, model, choices: [{ index: 0, delta: { content: textOf(i) }, finish_reason: null }], ...usageField }
+            : { id, object: obj, created, model, choices: [{ index: 0, text: textOf(i), finish_reason: null }], ...usageField });
         }
         rec.chunksSent++;
       }
