@@ -53,6 +53,15 @@ class AttemptFailure extends Error {
   }
 }
 
+/**
+ * Prompt tokens for the token-queue signal (the HPA's llm_token_queue_depth): the exact
+ * count when a stage already made one, else bytes / 4 — tokenizing every prompt just
+ * for a gauge would cost milliseconds on long prompts.
+ */
+function queueTokens(ctx: RequestContext): number {
+  return ctx.promptTokensEstimate ?? Math.ceil(ctx.rawBody.length / 4);
+}
+
 /** max_tokens the request may produce, for admission's token accounting. */
 function maxTokens(ctx: RequestContext, target: Target): number {
   const b = ctx.body;
@@ -84,7 +93,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     try {
       if (admission) {
         try {
-          ticket = await admission.acquire({ tokens: estimatePromptTokens(ctx) + maxTokens(ctx, target), signal: ctx.abort.signal });
+          ticket = await admission.acquire({ tokens: queueTokens(ctx) + maxTokens(ctx, target), signal: ctx.abort.signal });
         } catch (err) {
           throw new AttemptFailure(err, 'next');
         }
