@@ -128,15 +128,19 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     upReq.headers['x-request-id'] = ctx.id;
 
     const t0 = process.hrtime.bigint();
-    let upstream: UpstreamResponse;
-    try {
-      upstream = await client.request(upReq, { signal: ctx.abort.signal, timeoutMs: ctx.route?.timeout_ms });
-    } catch (err) {
+    /** A connect/reset/timeout before the answer was complete: counted, judged, maybe retried. */
+    const networkFailure = (err: unknown): AttemptFailure => {
       ctx.upstreamNs += process.hrtime.bigint() - t0;
       const c = classifyUpstreamError(err, ctx.abort.signal.aborted);
       metrics.upstreamErrors.labels(name, c.reason).inc();
       if (c.reason !== 'aborted') setVerdict('failure');
-      throw new AttemptFailure(c.error, c.retryable ? 'retry' : 'fatal');
+      return new AttemptFailure(c.error, c.retryable ? 'retry' : 'fatal');
+    };
+    let upstream: UpstreamResponse;
+    try {
+      upstream = await client.request(upReq, { signal: ctx.abort.signal, timeoutMs: ctx.route?.timeout_ms });
+    } catch (err) {
+      throw networkFailure(err);
     }
 
     if (upstream.status >= 400) {
@@ -164,11 +168,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       try {
         body = await readAll(upstream);
       } catch (err) {
-        ctx.upstreamNs += process.hrtime.bigint() - t0;
-        const c = classifyUpstreamError(err, ctx.abort.signal.aborted);
-        metrics.upstreamErrors.labels(name, c.reason).inc();
-        if (c.reason !== 'aborted') setVerdict('failure');
-        throw new AttemptFailure(c.error, c.retryable ? 'retry' : 'fatal');
+        throw networkFailure(err);
       }
       ctx.upstreamNs += process.hrtime.bigint() - t0;
       setVerdict('success');
