@@ -68,6 +68,14 @@ describe.each(implementations)('the %s budget store', (_name, make) => {
     expect(await s.get(day.id)).toEqual(after[0]);
   });
 
+  it('records the spend of a zero hold (a key without budget limits)', async () => {
+    const day = scope();
+    const r = await s.reserve([day], 0, 0);
+    if (!r.ok) throw new Error('refused');
+    const after = await s.settle(r.reservation, 0.000042, 7);
+    expect(after[0]).toEqual({ spentUsd: 0.000042, reservedUsd: 0, spentTokens: 7, reservedTokens: 0 });
+  });
+
   it('counts a settle once however often it is called', async () => {
     const day = scope(10);
     const r = await s.reserve([day], 1, 10);

@@ -46,6 +46,8 @@ return out
 `);
 
 // KEYS: scope hashes..., reservation key. ARGV: actualU, actualT, then per scope: expireAt.
+// `0 - u`, not `-u`: a zero hold (a key without budget limits) negates to -0, which Lua
+// sends as "-0" and HINCRBY rejects as not an integer.
 const SETTLE = defineScript(`
 local n = #KEYS - 1
 local hold = redis.call('GET', KEYS[n + 1])
@@ -54,9 +56,9 @@ if hold then
   local sep = string.find(hold, ':')
   local u, t = tonumber(string.sub(hold, 1, sep - 1)), tonumber(string.sub(hold, sep + 1))
   for i = 1, n do
-    local ru = redis.call('HINCRBY', KEYS[i], 'ru', -u)
+    local ru = redis.call('HINCRBY', KEYS[i], 'ru', 0 - u)
     if ru < 0 then redis.call('HSET', KEYS[i], 'ru', 0) end
-    local rt = redis.call('HINCRBY', KEYS[i], 'rt', -t)
+    local rt = redis.call('HINCRBY', KEYS[i], 'rt', 0 - t)
     if rt < 0 then redis.call('HSET', KEYS[i], 'rt', 0) end
     redis.call('HINCRBY', KEYS[i], 'su', ARGV[1])
     redis.call('HINCRBY', KEYS[i], 'st', ARGV[2])
