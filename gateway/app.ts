@@ -77,12 +77,37 @@ const ENDPOINTS: Record<string, Endpoint> = {
 const GET_PATHS = new Set(['/health', '/ready', '/metrics', '/v1/models']);
 const REQUEST_ID_RE = /^[\w.:-]{1,128}$/;
 
-async function buildGeneration(loaded: LoadedConfig, shared: { logger: Logger; metrics: Metrics; stores: Stores; carried: Carried; cache: CacheParts }): Promise<Generation> {
-  const backends = new Map<string, BackendClient>();
+type Shared = { logger: Logger; metrics: Metrics; stores: Stores; carried: Carried; cache: CacheParts };
+
+/**
+ * A config that fails to build (a bad regex in a filter, a backend that cannot start)
+ * leaves no trace: its pools are closed, its health probes stopped, and the carried
+ * breakers and admission queues (and switchyard_backend_up) are as they were.
+ */
+async function buildGeneration(loaded: LoadedConfig, shared: Shared): Promise<Generation> {
+  const saved: Carried = { breakers: new Map(shared.carried.breakers), admissions: new Map(shared.carried.admissions) };
+  const partial = { backends: new Map<string, BackendClient>(), healthChecks: [] as ActiveHealthCheck[] };
+  try {
+    return await assembleGeneration(loaded, shared, partial);
+  } catch (err) {
+    for (const h of partial.healthChecks) h.stop();
+    await Promise.allSettled([...partial.backends.values()].map((b) => b.close()));
+    shared.carried.breakers = saved.breakers;
+    shared.carried.admissions = saved.admissions;
+    for (const [name, { breaker }] of saved.breakers) shared.metrics.backendUp.labels(name).set(breaker.state === 'open' ? 0 : 1);
+    throw err;
+  }
+}
+
+async function assembleGeneration(
+  loaded: LoadedConfig,
+  shared: Shared,
+  partial: { backends: Map<string, BackendClient>; healthChecks: ActiveHealthCheck[] },
+): Promise<Generation> {
+  const { backends, healthChecks } = partial;
   const translators = new Map<string, Translator>();
   const breakers = new Map<string, CircuitBreaker>();
   const admissions = new Map<string, AdmissionController>();
-  const healthChecks: ActiveHealthCheck[] = [];
   const { metrics, carried } = shared;
   for (const [name, cfg] of Object.entries(loaded.config.backends)) {
     translators.set(name, await createTranslator(cfg));
