@@ -18,7 +18,7 @@ function ctxFor(config: Config, body: Record<string, unknown>, routeContext?: 't
   const alias = body.model as string;
   const model = config.models[alias];
   return {
-    id: 't', config, endpoint: 'chat', body, bodyChanged: false, modelAlias: alias, stream: false, candidates: [],
+    id: 't', config, endpoint: 'chat', body, rawBody: Buffer.from(JSON.stringify(body)), bodyChanged: false, modelAlias: alias, stream: false, candidates: [],
     target: { alias, model, backendName: model.backend, backend: {} },
     route: routeContext ? { name: 'r', context: routeContext } : undefined,
     responseHeaders: {}, status: 0, upstreamNs: 0n, onEnd: [], locals: {},
@@ -26,7 +26,7 @@ function ctxFor(config: Config, body: Record<string, unknown>, routeContext?: 't
 }
 
 const raw = {
-  models: { small: { backend: 'b', model: 'gpt-4o', context_window: 60, price: { input: 1, output: 1 } }, roomy: { backend: 'b', model: 'gpt-4o' } },
+  models: { small: { backend: 'b', model: 'gpt-4o', context_window: 60, price: { input: 1, output: 1 } }, roomy: { backend: 'b', model: 'gpt-4o' }, wide: { backend: 'b', model: 'gpt-4o', context_window: 100000, price: { input: 1, output: 1 } } },
 };
 const say = (role: string, content: string) => ({ role, content });
 const call = (id: string) => ({ role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name: 'lookup', arguments: '{"q":"x"}' } }] });
@@ -75,6 +75,16 @@ describe('the fit-context stage', () => {
     stage(ctx);
     expect(ctx.bodyChanged).toBe(false);
     expect(ctx.promptTokensEstimate).toBe(8);
+  });
+
+  it('does not tokenize a prompt whose body size alone proves it fits', () => {
+    const ctx = ctxFor(d.config, { model: 'wide', messages: [say('user', 'hi')], max_tokens: 10 }, 'reject');
+    stage(ctx);
+    expect(ctx.promptTokensEstimate).toBeUndefined();
+    const changed = ctxFor(d.config, { model: 'wide', messages: [say('user', 'hi')], max_tokens: 10 }, 'reject');
+    changed.bodyChanged = true;
+    stage(changed);
+    expect(changed.promptTokensEstimate).toBe(8);
   });
 
   it('rejects with 400 context_length_exceeded under the reject policy, counting max_tokens', () => {

@@ -13,6 +13,7 @@ import { GatewayError, UpstreamHttpError } from '../../errors.js';
 import type { RequestContext, Stage, Target } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import type { UpstreamResponse } from '../../upstream/types.js';
+import type { Usage } from '../../providers/types.js';
 import { classifyUpstreamError } from '../../upstream/classify-error.js';
 import { isBackendFailure } from '../../upstream/circuit-breaker.js';
 import { parseRetryAfter, retryDelayMs, sleep } from '../../upstream/retry.js';
@@ -60,6 +61,13 @@ class AttemptFailure extends Error {
  */
 function queueTokens(ctx: RequestContext): number {
   return ctx.promptTokensEstimate ?? Math.ceil(ctx.rawBody.length / 4);
+}
+
+/** Usage when the backend reported none (counted only then: tokenizing costs). */
+function estimatedUsage(ctx: RequestContext, contentChars: number): Usage {
+  const prompt = estimatePromptTokens(ctx);
+  const completion = estimateCompletionTokens(contentChars);
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, estimated: true };
 }
 
 /** max_tokens the request may produce, for admission's token accounting. */
@@ -178,8 +186,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
         if (r.count) metrics.contentFiltered.labels(ctx.route!.name, 'redact').inc();
         out.body = r.body;
       }
-      const prompt = estimatePromptTokens(ctx);
-      ctx.usage = out.usage ?? { prompt_tokens: prompt, completion_tokens: 0, total_tokens: prompt, estimated: true };
+      ctx.usage = out.usage ?? estimatedUsage(ctx, 0);
       ctx.toolCalls = out.toolCalls;
       ctx.status = 200;
       ctx.locals.responseBody = out.body;
@@ -212,9 +219,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       metrics.streamInterruptions.labels(name, 'error_event').inc();
     }
     // Never bill a cut stream as zero: estimate what was generated when no usage came.
-    const prompt = estimatePromptTokens(ctx);
-    const completion = estimateCompletionTokens(st.state.contentChars);
-    ctx.usage = st.state.usage ?? { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, estimated: true };
+    ctx.usage = st.state.usage ?? estimatedUsage(ctx, st.state.contentChars);
   }
 
   return async function dispatch(ctx: RequestContext) {

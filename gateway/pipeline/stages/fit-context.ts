@@ -26,6 +26,10 @@ export function createFitContextStage(deps: GatewayDeps): Stage {
     const window = model?.context_window;
     if (!model || !window || ctx.endpoint === 'embeddings') return;
     const completion = completionAllowance(ctx.endpoint, ctx.body, model, 0);
+    // No token is shorter than a byte and the JSON around each message outweighs its
+    // token overhead, so the client's body size bounds the prompt (while no stage has
+    // rewritten it): most requests fit without being tokenized at all.
+    if (!ctx.bodyChanged && ctx.rawBody.length + 16 + completion <= window) return;
     const prompt = promptTokens(ctx, counter);
     if (prompt + completion <= window) return;
 
