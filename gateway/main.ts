@@ -5,10 +5,10 @@
  *   switchyard [--config FILE]        run the gateway (default config/gateway.yaml)
  *   switchyard check FILE             validate a config file and exit (0 ok, 2 invalid)
  */
-import { existsSync, watch } from 'node:fs';
+import { existsSync, readFileSync, watch } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfigFile, type LoadedConfig } from './config/load.js';
+import { ConfigError, loadConfigFile, parseConfigText, type LoadedConfig } from './config/load.js';
 import { createGateway } from './app.js';
 import { createLogger } from './logger.js';
 
@@ -21,6 +21,14 @@ function fail(err: unknown): never {
   }
   process.stderr.write(`switchyard: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(1);
+}
+
+function readConfigText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`cannot read config file: ${(err as Error).message}`], file);
+  }
 }
 
 function configPath(args: string[]): string {
@@ -51,8 +59,10 @@ async function main(): Promise<void> {
 
   const file = configPath(args);
   let loaded: LoadedConfig;
+  let lastText: string;
   try {
-    loaded = loadConfigFile(file);
+    lastText = readConfigText(file);
+    loaded = parseConfigText(lastText, process.env, file);
   } catch (err) {
     fail(err);
   }
@@ -62,27 +72,42 @@ async function main(): Promise<void> {
   }
   const gateway = await createGateway(loaded, { logger });
 
+  // Reloads run one at a time; a change that arrives during one runs right after it,
+  // so the last write always wins. A file event only reloads when the text changed
+  // (editors and ConfigMap updates fire several events); SIGHUP always reloads.
   let reloading = false;
-  const reload = async (why: string) => {
-    if (reloading) return;
+  let pending: { why: string; force: boolean } | undefined;
+  const reload = async (why: string, force: boolean): Promise<void> => {
+    if (reloading) {
+      pending = { why, force: force || pending?.force === true };
+      return;
+    }
     reloading = true;
     try {
-      const next = loadConfigFile(file);
-      await gateway.reload(next);
+      const text = readConfigText(file);
+      if (!force && text === lastText) return;
+      lastText = text;
+      await gateway.reload(parseConfigText(text, process.env, file));
       logger.info({ file, why }, 'config reloaded');
     } catch (err) {
       gateway.metrics.configReloads.labels('error').inc();
       logger.error({ file, why, err: (err as Error).message }, 'config reload failed; still serving the previous config');
     } finally {
       reloading = false;
+      const next = pending;
+      pending = undefined;
+      if (next) void reload(next.why, next.force);
     }
   };
-  process.on('SIGHUP', () => void reload('SIGHUP'));
+  process.on('SIGHUP', () => void reload('SIGHUP', true));
   let debounce: NodeJS.Timeout | undefined;
   try {
-    watch(file, () => {
+    // Watch the directory, not the file: a file replaced by rename (editors, Kubernetes
+    // ConfigMap volumes swapping their ..data symlink) would leave a file watch on the
+    // old inode, deaf to every later change.
+    watch(dirname(file), () => {
       clearTimeout(debounce);
-      debounce = setTimeout(() => void reload('file changed'), 200);
+      debounce = setTimeout(() => void reload('file changed', false), 200);
     }).unref();
   } catch {
     logger.warn({ file }, 'cannot watch the config file; reload with SIGHUP');
