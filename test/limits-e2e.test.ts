@@ -27,6 +27,7 @@ const SECRETS = {
   KEY_ABORT: 'sk-e2e-abort',
   KEY_CLAMP: 'sk-e2e-clamp',
   KEY_CTX: 'sk-e2e-ctx',
+  KEY_TPM: 'sk-e2e-tpm',
   SWITCHYARD_ADMIN_KEY: 'sk-e2e-admin-secret',
 };
 
@@ -62,11 +63,14 @@ function config(): Record<string, unknown> {
       'trim-one': model({ context_window: WINDOW_ONE }),
       'trim-pair': model({ context_window: WINDOW_PAIR }),
       'reject-ctx': model({ context_window: 40 }),
+      // An alias whose name is no OpenAI model: only its upstream model says o200k.
+      routed: model(),
     },
     routes: [
       { name: 'fit-one', match: { model: 'trim-one' }, context: 'trim' },
       { name: 'fit-pair', match: { model: 'trim-pair' }, context: 'trim' },
       { name: 'strict', match: { model: 'reject-ctx' }, context: 'reject' },
+      { name: 'by-size', match: { model: 'routed', prompt_tokens: { max: 100_000 } } },
     ],
     keys: [
       { id: 'head', key: '${KEY_HEAD}', limits: { rpm: 2, tpm: 100_000 } },
@@ -76,6 +80,7 @@ function config(): Record<string, unknown> {
       { id: 'abort', key: '${KEY_ABORT}', budget: { usd_per_day: 100 } },
       { id: 'clamp', key: '${KEY_CLAMP}', budget: { usd_per_day: 1, on_exceed: 'clamp' } },
       { id: 'ctx', key: '${KEY_CTX}' },
+      { id: 'tpm', key: '${KEY_TPM}', limits: { tpm: 100_000 } },
     ],
   };
 }
@@ -173,6 +178,16 @@ describe('rate limits shared by two gateway processes through one Redis', () => 
     expect(err.headers?.get('x-ratelimit-reset-tokens')).toMatch(RESET);
     const metrics = await (await fetch(`${a.url}/metrics`)).text();
     expect(metrics).toMatch(/switchyard_rate_limited_total\{key="head",limit="key_rpm"\} 1/);
+  });
+
+  it('charges tpm the exact o200k prompt count plus max_tokens, also when a route matched on prompt size first', async () => {
+    const content = 'Zermatt weather forecast, please: '.repeat(20);
+    const prompt = counter.countPrompt('chat', { messages: [{ role: 'user', content }] }, MODEL);
+    const { response } = await client(a, SECRETS.KEY_TPM)
+      .chat.completions.create(chat(content, { model: 'routed', max_tokens: 50 }, { latencyMs: 300 }))
+      .withResponse();
+    expect(response.headers.get('x-switchyard-route')).toContain('by-size');
+    expect(Number(response.headers.get('x-ratelimit-remaining-tokens'))).toBe(100_000 - prompt - 50);
   });
 
   it('admits exactly N of 2×N concurrent requests against an rpm limit of N', async () => {
@@ -369,7 +384,7 @@ describe('usage and admin APIs over HTTP', () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     const list = JSON.parse(text) as { data: Array<{ key: string; budget: { day: PeriodReport } }> };
-    expect(list.data.map((k) => k.key)).toEqual(['head', 'rpm', 'conc', 'race', 'abort', 'clamp', 'ctx']);
+    expect(list.data.map((k) => k.key)).toEqual(['head', 'rpm', 'conc', 'race', 'abort', 'clamp', 'ctx', 'tpm']);
     expect(list.data.find((k) => k.key === 'race')!.budget.day.spent_usd).toBeGreaterThan(9);
     for (const secret of Object.values(SECRETS)) expect(text).not.toContain(secret);
   });

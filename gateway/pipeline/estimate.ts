@@ -21,9 +21,12 @@ export function estimatePromptTokens(ctx: RequestContext): number {
   if (ctx.promptTokensEstimate !== undefined) return ctx.promptTokensEstimate;
   let counter = counters.get(ctx.config);
   if (!counter) counters.set(ctx.config, (counter = createTokenCounter(ctx.config)));
-  const model = ctx.target?.model ?? { backend: '', model: ctx.modelAlias, tokenizer: 'auto' as const };
-  ctx.promptTokensEstimate = counter.countPrompt(ctx.endpoint, ctx.body, model);
-  return ctx.promptTokensEstimate;
+  const model = ctx.target?.model ?? ctx.config.models[ctx.modelAlias] ?? { backend: '', model: ctx.modelAlias, tokenizer: 'auto' as const };
+  const n = counter.countPrompt(ctx.endpoint, ctx.body, model);
+  // Routing asks before the target is known; only the target's count is kept for the
+  // admission stages (a routed alias may use another tokenizer).
+  if (ctx.target) ctx.promptTokensEstimate = n;
+  return n;
 }
 
 export function estimateCompletionTokens(contentChars: number): number {
