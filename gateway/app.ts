@@ -310,7 +310,8 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
   );
   const port = await server.listen();
   // /ready stays false until every backend that needs warming (local models) is loaded.
-  await Promise.all([...gen.deps.backends.values()].map((b) => b.warmUp?.()));
+  // Nor while the shared store is still connecting (its limits would fall back to per-replica).
+  await Promise.all([...[...gen.deps.backends.values()].map((b) => b.warmUp?.()), stores.ready?.()]);
   ready = true;
   logger.info({ port, server: server.kind, models: Object.keys(loaded.config.models).length }, 'switchyard listening');
 

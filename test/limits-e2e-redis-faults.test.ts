@@ -9,6 +9,7 @@ import OpenAI, { APIError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGatewayProcess, type GatewayProcess } from './support/gateway-process.js';
 import { startMockUpstream, type MockUpstream } from './support/mock-upstream.js';
+import { startTestGateway } from './support/gateway.js';
 import { startRedis, type TestRedis } from './support/redis.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -45,7 +46,7 @@ afterAll(async () => {
 
 type Outcome = { status: number; code?: string | null; limit: string | null; ms: number };
 
-async function ask(gw: GatewayProcess, apiKey: string): Promise<Outcome> {
+async function ask(gw: { url: string }, apiKey: string): Promise<Outcome> {
   const c = new OpenAI({ apiKey, baseURL: `${gw.url}/v1`, maxRetries: 0, timeout: 10_000 });
   const t0 = Date.now();
   try {
@@ -121,4 +122,27 @@ describe('Redis hanging under two gateway processes', () => {
     expect(await askUntil(closed, KEYS.KEY_HANG, (x) => x.status === 200)).toMatchObject({ status: 200, limit: '4' });
     expect(await askUntil(open, KEYS.KEY_HANG, (x) => x.limit === '4')).toMatchObject({ status: 200, limit: '4' });
   }, 30_000);
+});
+
+describe('a replica starting before its Redis is reachable', () => {
+  it('is not ready until Redis answers, so its first requests use the shared limits', async () => {
+    const late = await startRedis();
+    await late.stop();
+    const starting = startTestGateway({ ...config('fail_closed'), store: { kind: 'redis', redis_url: '${REDIS_URL}', on_failure: 'fail_closed', timeout_ms: 200 } }, {
+      env: { ...KEYS, REDIS_URL: late.url, MOCK_URL: mock.url },
+    });
+    let resolved = false;
+    void starting.then(() => (resolved = true), () => {});
+    await sleep(400);
+    expect(resolved).toBe(false);
+    await late.restart();
+    const gw = await starting;
+    try {
+      expect((await fetch(`${gw.url}/ready`)).status).toBe(200);
+      expect(await ask(gw, KEYS.KEY_CRASH)).toMatchObject({ status: 200, limit: '4' });
+    } finally {
+      await gw.close();
+      await late.close();
+    }
+  }, 15_000);
 });

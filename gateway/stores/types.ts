@@ -13,5 +13,11 @@ export interface Stores {
   readonly budgets: BudgetStore;
   /** The shared Redis client (short timeouts, no offline queue), for the cache's Redis stores. */
   readonly redis?: Redis;
+  /**
+   * Resolves once the shared store answers, or after a bounded wait (then
+   * store.on_failure applies): a replica is not ready while its first requests would
+   * fall back to per-replica limits or 503. Absent for memory stores.
+   */
+  ready?(): Promise<void>;
   close(): Promise<void>;
 }

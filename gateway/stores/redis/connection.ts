@@ -42,6 +42,8 @@ export interface StoreHealth {
 export interface RedisConnection {
   readonly client: Redis;
   readonly health: StoreHealth;
+  /** Resolves when the client is connected, or after timeoutMs (never rejects). */
+  ready(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,6 +75,18 @@ export function createRedisConnection(opts: RedisConnectionOptions): RedisConnec
   return {
     client,
     health,
+    ready(timeoutMs) {
+      if (client.status === 'ready') return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          client.off('ready', done);
+          resolve();
+        };
+        const t = setTimeout(done, timeoutMs);
+        client.once('ready', done);
+      });
+    },
     async close() {
       health.close();
       client.disconnect(false);
