@@ -75,6 +75,21 @@ describe('fallbacks and retries', () => {
     expect(secondary.requests.map((r) => r.body?.model)).toEqual(['up-backup']);
   });
 
+  it('retries 500s up to the route attempts, then falls back, and counts both', async () => {
+    const count = async (m: 'retries' | 'fallbacks', labels: Record<string, string>) =>
+      (await gw.metrics[m].get()).values.find((v) => Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x))?.value ?? 0;
+    const retries0 = await count('retries', { backend: 'retry' });
+    const fallbacks0 = await count('fallbacks', { from: 'retry-model', to: 'backup' });
+    primary.enqueue({ status: 500 }, { status: 500 }, { status: 500 });
+    const { data, response } = await client.chat.completions.create({ model: 'retry-model', messages: msg }).withResponse();
+    expect(data.choices[0].message.content).toBe('Hello from mock');
+    expect(response.headers.get('x-switchyard-fallback')).toBe('backup');
+    expect(primary.requests).toHaveLength(3);
+    expect(secondary.requests).toHaveLength(1);
+    expect((await count('retries', { backend: 'retry' })) - retries0).toBe(2);
+    expect((await count('fallbacks', { from: 'retry-model', to: 'backup' })) - fallbacks0).toBe(1);
+  });
+
   it('waits exactly as long as Retry-After asks before retrying the same target', async () => {
     primary.enqueue({ status: 429, retryAfter: '1' });
     const t0 = Date.now();
