@@ -205,10 +205,17 @@ async function main(): Promise<void> {
         dt.push(median(await ttfb(direct, n)));
         gt.push(median(await ttfb(through, n)));
       }
-      // Sustained streaming load, then the gateway's resident memory.
-      await cannon(through, { connections: 64, body: streamBody });
-      report.c = { direct_ttfb_ms: median(dt), gateway_ttfb_ms: median(gt), ttfb_overhead_ms: median(gt) - median(dt), gateway_rss_mb_after_stream_load: rssMb(ctx.gatewayPid) };
-      console.log(`(c) streaming TTFB: direct ${median(dt).toFixed(2)} ms, gateway ${median(gt).toFixed(2)} ms → +${(median(gt) - median(dt)).toFixed(2)} ms; gateway RSS after sustained streaming ${rssMb(ctx.gatewayPid).toFixed(0)} MB`);
+      // Sustained streaming load in rounds: resident memory must level off, not climb (leaks).
+      const rss: number[] = [];
+      let streamed = 0;
+      const c0 = cpuSeconds(ctx.gatewayPid);
+      for (let r = 0; r < (QUICK ? 2 : 4); r++) {
+        streamed += (await cannon(through, { connections: 64, body: streamBody })).total;
+        rss.push(Math.round(rssMb(ctx.gatewayPid)));
+      }
+      const streamCpuUs = ((cpuSeconds(ctx.gatewayPid) - c0) / streamed) * 1e6;
+      report.c = { direct_ttfb_ms: median(dt), gateway_ttfb_ms: median(gt), ttfb_overhead_ms: median(gt) - median(dt), gateway_rss_mb_per_round: rss, gateway_cpu_us_per_stream: streamCpuUs };
+      console.log(`(c) streaming TTFB: direct ${median(dt).toFixed(2)} ms, gateway ${median(gt).toFixed(2)} ms → +${(median(gt) - median(dt)).toFixed(2)} ms; gateway RSS per round of sustained streaming ${rss.join(' → ')} MB; ${streamCpuUs.toFixed(0)} µs CPU per 7-event stream`);
     }
 
     for (const extra of ['cache', 'local-backend']) {
