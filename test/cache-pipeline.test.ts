@@ -10,6 +10,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../gateway/metrics.js';
 import { startMockUpstream, type MockUpstream } from './support/mock-upstream.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { startRedis } from './support/redis.js';
 
 const KEY = 'sk-cache-team-0123456789';
 const PRICE = { input: 0.15, output: 0.6 };
@@ -290,5 +291,27 @@ describe('the semantic cache on a route that opts in', () => {
     expect((await ask(client, plain('Tell me the capital of France, please.'))).cache).toBe('miss');
     expect(embedCalls()).toBe(0);
     expect(chatCalls()).toBe(2);
+  });
+});
+
+describe('the cache on a Redis that goes away', () => {
+  it('still answers, as a miss, when Redis is down, cross-replica lock included', async () => {
+    const redis = await startRedis();
+    try {
+      const { client } = await start({ store: { kind: 'redis', redis_url: redis.url, timeout_ms: 100 }, cache: { coalesce: { across_replicas: true }, semantic: { embedding_model: 'embed' } } });
+      const stored = det(question());
+      expect((await ask(client, stored)).cache).toBe('miss');
+      expect((await ask(client, stored)).cache).toBe('hit');
+      await redis.stop();
+      // The in-process tier still holds what was stored; a new request goes upstream once for the herd.
+      expect((await ask(client, stored)).cache).toBe('hit');
+      const fresh = det(question());
+      mock.enqueue({ latencyMs: 100 });
+      const herd = await Promise.all(Array.from({ length: 5 }, () => ask(client, fresh)));
+      expect(herd.map((r) => r.cache).sort()).toEqual(['hit', 'hit', 'hit', 'hit', 'miss']);
+      expect(chatCalls()).toBe(2);
+    } finally {
+      await redis.close();
+    }
   });
 });

@@ -29,6 +29,7 @@ const LOCK_POLL_MS = 20;
 export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Stage {
   const { metrics, logger } = deps;
   let lastEmbedWarn = 0;
+  let lastLockWarn = 0;
 
   async function getExact(ctx: RequestContext, key: string): Promise<CacheEntry | undefined> {
     try {
@@ -120,7 +121,15 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
     // Across replicas (optional): the replica holding the Redis lock calls upstream, the others wait for its entry.
     let lockHeld = false;
     if (leader && parts.lock && policy.exact) {
-      const other = await waitForOtherReplica(ctx, key, cfg.coalesce.wait_ms);
+      // A lock call that fails (Redis down) means "no lock": this replica goes upstream on its own.
+      const other = await waitForOtherReplica(ctx, key, cfg.coalesce.wait_ms).catch((err: Error) => {
+        const now = Date.now();
+        if (now - lastLockWarn > EMBED_WARN_EVERY_MS) {
+          lastLockWarn = now;
+          logger.warn({ request_id: ctx.id, err: err.message }, 'cross-replica cache lock failed; calling upstream without it');
+        }
+        return undefined;
+      });
       if (other === 'acquired') lockHeld = true;
       else if (other) {
         leader.complete(other);
