@@ -58,6 +58,11 @@ export function createLlamaCppBackendClient(name: string, cfg: BackendConfig, op
       await engine.load();
       log?.info({ model: engine.options.modelId, ms: Math.round(performance.now() - started) }, 'local model loaded');
     },
+    /** The model's own tokenizer (loads the model if needed); no special tokens. */
+    async countTokens(text: string) {
+      const { model } = await engine.load();
+      return model.tokenize(text).length;
+    },
     async request(req: UpstreamRequest, { signal }: RequestOptions): Promise<UpstreamResponse> {
       let res;
       try {

@@ -11,6 +11,7 @@ import { createResolveRouteStage } from './stages/resolve-route.js';
 import { createDispatchStage } from './stages/dispatch.js';
 import { createFilterContentStage } from './stages/filter-content.js';
 import { createFitContextStage } from './stages/fit-context.js';
+import { createCountPromptStage } from './stages/count-prompt.js';
 import { createRateLimitStage } from './stages/rate-limit.js';
 import { createCheckBudgetStage } from './stages/check-budget.js';
 import { createCheckCacheStage } from './stages/check-cache.js';
@@ -30,6 +31,7 @@ export function createPipeline(deps: GatewayDeps): Pipeline {
     createAuthenticateStage(deps),
     createResolveRouteStage(deps),
     createFilterContentStage(deps),
+    createCountPromptStage(deps),
     createFitContextStage(deps),
     createRateLimitStage(deps, deps.stores.limits),
     createCheckBudgetStage(deps, deps.stores.budgets),

@@ -6,7 +6,34 @@
  */
 import type { ModelConfig } from '../config/schema.js';
 import type { RequestContext } from '../pipeline/context.js';
+import type { BackendClient } from '../upstream/types.js';
+import type { CountText } from './encodings.js';
 import type { TokenCounter } from './token-counter.js';
+
+const BACKEND_COUNT = 'tokens.backendCount';
+
+/** The request's text counter under its backend's own tokenizer (see prepareBackendCount), if any. */
+export function requestTextCounter(ctx: RequestContext): CountText | undefined {
+  return ctx.locals[BACKEND_COUNT] as CountText | undefined;
+}
+
+/**
+ * For a target whose backend tokenizes itself (local models, BackendClient.countTokens):
+ * tokenizes every text the prompt count reads, once and concurrently, so the sync
+ * counters of fit-context, rate-limit and check-budget count with the model's own
+ * tokenizer (message overheads stay OpenAI's). Called by the countPrompt stage.
+ */
+export async function prepareBackendCount(ctx: RequestContext, counter: TokenCounter, backend: Pick<BackendClient, 'countTokens'>): Promise<void> {
+  if (!backend.countTokens) return;
+  const model = targetModel(ctx);
+  const texts = new Set<string>();
+  counter.countPrompt(ctx.endpoint, ctx.body, model, (t) => (texts.add(t), 0));
+  const counts = new Map<string, number>();
+  await Promise.all([...texts].map(async (t) => counts.set(t, await backend.countTokens!(t))));
+  const fallback = counter.textCounter(model);
+  ctx.locals[BACKEND_COUNT] = ((t: string) => counts.get(t) ?? fallback(t)) satisfies CountText;
+  ctx.promptTokensEstimate = undefined;
+}
 
 export function targetModel(ctx: RequestContext): ModelConfig {
   return ctx.target?.model ?? { backend: '', model: ctx.modelAlias, tokenizer: 'auto' };
@@ -14,7 +41,7 @@ export function targetModel(ctx: RequestContext): ModelConfig {
 
 /** Counts the prompt once; fit-context resets ctx.promptTokensEstimate after trimming. */
 export function promptTokens(ctx: RequestContext, counter: TokenCounter): number {
-  if (ctx.promptTokensEstimate === undefined) ctx.promptTokensEstimate = counter.countPrompt(ctx.endpoint, ctx.body, targetModel(ctx));
+  if (ctx.promptTokensEstimate === undefined) ctx.promptTokensEstimate = counter.countPrompt(ctx.endpoint, ctx.body, targetModel(ctx), requestTextCounter(ctx));
   return ctx.promptTokensEstimate;
 }
 

@@ -16,10 +16,13 @@ import { createEstimator, type EstimatorConfig } from './estimate.js';
 export type { ChatTokenCount } from './chat-tokens.js';
 
 export interface TokenCounter {
-  /** Prompt tokens of a request body for a model (chat, completions or embeddings). */
-  countPrompt(endpoint: Endpoint, body: Record<string, unknown>, model: ModelConfig): number;
+  /**
+   * Prompt tokens of a request body for a model (chat, completions or embeddings).
+   * `count` overrides the model's text counter (a backend's own tokenizer, see request-tokens.ts).
+   */
+  countPrompt(endpoint: Endpoint, body: Record<string, unknown>, model: ModelConfig, count?: CountText): number;
   /** Per-message split of a chat prompt (context trimming drops whole messages). */
-  countChat(body: Record<string, unknown>, model: ModelConfig): ChatTokenCount;
+  countChat(body: Record<string, unknown>, model: ModelConfig, count?: CountText): ChatTokenCount;
   /** The text counter a model uses. */
   textCounter(model: Pick<ModelConfig, 'tokenizer' | 'model'>): CountText;
 }
@@ -51,13 +54,13 @@ export function createTokenCounter(config: { token_estimator: EstimatorConfig })
     }
   };
 
-  const chat = (body: Record<string, unknown>, model: ModelConfig) => countChat(body, textCounter(model));
+  const chat = (body: Record<string, unknown>, model: ModelConfig, count?: CountText) => countChat(body, count ?? textCounter(model));
 
   return {
     textCounter,
     countChat: chat,
-    countPrompt(endpoint, body, model) {
-      const count = textCounter(model);
+    countPrompt(endpoint, body, model, override) {
+      const count = override ?? textCounter(model);
       if (endpoint === 'chat') {
         const c = countChat(body, count);
         let n = c.fixed;

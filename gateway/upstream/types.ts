@@ -26,5 +26,11 @@ export interface BackendClient {
   request(req: UpstreamRequest, opts: RequestOptions): Promise<UpstreamResponse>;
   /** Optional: load what the backend needs before /ready turns true (local models). */
   warmUp?(): Promise<void>;
+  /**
+   * Optional: tokens of a text under the backend's own tokenizer (local models). When
+   * present, admission (context fitting, tpm, budgets) counts prompt texts with it
+   * instead of the OpenAI encodings or the estimator.
+   */
+  countTokens?(text: string): Promise<number> | number;
   close(): Promise<void>;
 }

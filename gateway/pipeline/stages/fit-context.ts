@@ -10,7 +10,7 @@
  */
 import { GatewayError } from '../../errors.js';
 import { completionAllowance } from '../../tokens/max-tokens.js';
-import { promptTokens } from '../../tokens/request-tokens.js';
+import { promptTokens, requestTextCounter } from '../../tokens/request-tokens.js';
 import { createTokenCounter } from '../../tokens/token-counter.js';
 import { trimMessages } from '../../tokens/trim-messages.js';
 import type { RequestContext, Stage } from '../context.js';
@@ -40,7 +40,7 @@ export function createFitContextStage(deps: GatewayDeps): Stage {
       });
     if (ctx.route?.context !== 'trim' || ctx.endpoint !== 'chat' || !Array.isArray(ctx.body.messages)) throw tooLong();
 
-    const split = counter.countChat(ctx.body, model);
+    const split = counter.countChat(ctx.body, model, requestTextCounter(ctx));
     const trimmed = trimMessages(ctx.body.messages, split.perMessage, split.fixed, window - completion);
     if (!trimmed || trimmed.dropped === 0) throw tooLong();
     ctx.body.messages = trimmed.messages;
