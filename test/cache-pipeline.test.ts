@@ -72,12 +72,17 @@ async function askStream(client: OpenAI, body: OpenAI.ChatCompletionCreateParams
   let text = '';
   let usage: OpenAI.CompletionUsage | null | undefined;
   let finish: string | null = null;
+  let firstTextAt = 0;
   for await (const chunk of stream) {
-    text += chunk.choices[0]?.delta.content ?? '';
+    const piece = chunk.choices[0]?.delta.content ?? '';
+    if (piece && !firstTextAt) firstTextAt = Date.now();
+    text += piece;
     finish = chunk.choices[0]?.finish_reason ?? finish;
     if (chunk.usage) usage = chunk.usage;
   }
-  return { text, usage, finish, cache: response.headers.get('x-switchyard-cache') };
+  /** How long before the end the first text arrived: > 0 for a stream relayed live. */
+  const lead = Date.now() - firstTextAt;
+  return { text, usage, finish, lead, cache: response.headers.get('x-switchyard-cache') };
 }
 
 /** Sum of the samples of one metric on GET /metrics whose labels include `labels`. */
@@ -256,6 +261,23 @@ describe('coalescing', () => {
     const day = await settledSpend(gw);
     const u = results[0].usage!;
     expect(day.tokens).toBe(u.total_tokens);
+  });
+
+  it('relays the live stream of one upstream call to 10 concurrent identical stream requests', async () => {
+    const { client } = await start();
+    const body = det(question());
+    mock.enqueue({ chunks: 8, chunkDelayMs: 15 });
+    const results = await Promise.all(Array.from({ length: 10 }, () => askStream(client, body)));
+    expect(chatCalls()).toBe(1);
+    for (const r of results) {
+      expect(r.text).toBe('tok '.repeat(8));
+      expect(r.usage).toEqual(results[0].usage);
+      expect(r.usage?.total_tokens).toBeGreaterThan(0);
+      // Live: text arrived while the upstream was still generating (8 chunks, 15 ms apart), not all at the end.
+      expect(r.lead).toBeGreaterThanOrEqual(60);
+    }
+    expect(results.filter((r) => r.cache === 'miss')).toHaveLength(1);
+    expect(results.filter((r) => r.cache === 'hit')).toHaveLength(9);
   });
 });
 
