@@ -26,7 +26,7 @@ function ctxFor(config: Config, body: Record<string, unknown>, routeContext?: 't
 }
 
 const raw = {
-  models: { small: { backend: 'b', model: 'gpt-4o', context_window: 60, price: { input: 1, output: 1 } }, roomy: { backend: 'b', model: 'gpt-4o' }, wide: { backend: 'b', model: 'gpt-4o', context_window: 100000, price: { input: 1, output: 1 } } },
+  models: { small: { backend: 'b', model: 'gpt-4o', context_window: 60, price: { input: 1, output: 1 } }, roomy: { backend: 'b', model: 'gpt-4o' }, mid: { backend: 'b', model: 'gpt-4o', context_window: 300, price: { input: 1, output: 1 } }, wide: { backend: 'b', model: 'gpt-4o', context_window: 100000, price: { input: 1, output: 1 } } },
 };
 const say = (role: string, content: string) => ({ role, content });
 const call = (id: string) => ({ role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name: 'lookup', arguments: '{"q":"x"}' } }] });
@@ -85,6 +85,14 @@ describe('the fit-context stage', () => {
     changed.bodyChanged = true;
     stage(changed);
     expect(changed.promptTokensEstimate).toBe(8);
+  });
+
+  it('counts prompts with images even when the body is short: a URL can stand for hundreds of tokens', () => {
+    const image = { role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x.test/a.png' } }] };
+    const ctx = ctxFor(d.config, { model: 'mid', messages: [image], max_tokens: 1 }, 'reject');
+    expect(ctx.rawBody.length + 16 + 1).toBeLessThan(300);
+    expect(() => stage(ctx)).toThrow(GatewayError);
+    expect(ctx.promptTokensEstimate).toBeGreaterThan(300);
   });
 
   it('rejects with 400 context_length_exceeded under the reject policy, counting max_tokens', () => {

@@ -18,6 +18,10 @@ import type { GatewayDeps } from '../deps.js';
 
 export const CONTEXT_TRIMMED_HEADER = 'x-switchyard-context-trimmed';
 
+function hasMediaParts(raw: Buffer): boolean {
+  return raw.includes('"image_url"') || raw.includes('"input_audio"');
+}
+
 export function createFitContextStage(deps: GatewayDeps): Stage {
   const counter = createTokenCounter(deps.config);
 
@@ -29,7 +33,8 @@ export function createFitContextStage(deps: GatewayDeps): Stage {
     // No token is shorter than a byte and the JSON around each message outweighs its
     // token overhead, so the client's body size bounds the prompt (while no stage has
     // rewritten it): most requests fit without being tokenized at all.
-    if (!ctx.bodyChanged && ctx.rawBody.length + 16 + completion <= window) return;
+    // Images and audio are the exception: a short URL can stand for hundreds of tokens.
+    if (!ctx.bodyChanged && ctx.rawBody.length + 16 + completion <= window && !hasMediaParts(ctx.rawBody)) return;
     const prompt = promptTokens(ctx, counter);
     if (prompt + completion <= window) return;
 
