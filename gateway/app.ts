@@ -314,6 +314,12 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
   await Promise.all([...[...gen.deps.backends.values()].map((b) => b.warmUp?.()), stores.ready?.()]);
   ready = true;
   logger.info({ port, server: server.kind, models: Object.keys(loaded.config.models).length }, 'switchyard listening');
+  // Operators and supervisors wait for this line: do not leave it in the log buffer.
+  try {
+    logger.flush?.();
+  } catch {
+    /* destination not open yet: the periodic flush delivers it */
+  }
 
   const waitIdle = (ms: number) =>
     new Promise<boolean>((resolve) => {

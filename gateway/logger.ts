@@ -24,8 +24,35 @@ export const REDACT_PATHS = [
   'config.admin.key',
 ];
 
+/**
+ * Lines are buffered up to LOG_BUFFER_BYTES before a write (one write syscall per line
+ * cost ~20 µs per request on the hot path) and flushed at least every LOG_FLUSH_MS, so a
+ * quiet gateway's log is never more than that behind. shutdown() flushes the rest.
+ */
+const LOG_BUFFER_BYTES = 4096;
+const LOG_FLUSH_MS = 1000;
+
 export function createLogger(opts: { level?: string; file?: string; destination?: DestinationStream } = {}): Logger {
-  const dest = opts.destination ?? (opts.file ? pino.destination({ dest: opts.file, sync: false, mkdir: true }) : pino.destination({ dest: 1, sync: false }));
+  let dest = opts.destination;
+  if (!dest) {
+    const boom = pino.destination({ dest: opts.file ?? 1, sync: false, mkdir: opts.file !== undefined, minLength: LOG_BUFFER_BYTES });
+    setInterval(() => {
+      try {
+        boom.flush();
+      } catch {
+        /* the destination is not open yet */
+      }
+    }, LOG_FLUSH_MS).unref();
+    // Whatever is buffered still reaches the file when the process exits.
+    process.once('exit', () => {
+      try {
+        boom.flushSync();
+      } catch {
+        /* not ready yet: nothing buffered */
+      }
+    });
+    dest = boom;
+  }
   return pino(
     {
       level: opts.level ?? 'info',
