@@ -18,17 +18,39 @@ import { promptTokens, servedFromCache, targetModel, usedTokens } from '../../to
 import { createTokenCounter } from '../../tokens/token-counter.js';
 import type { RequestContext, Stage } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
+import type { KeyConfig } from '../../config/schema.js';
 
 export const MAX_TOKENS_CLAMPED_HEADER = 'x-switchyard-max-tokens-clamped';
 
-export function updateBudgetGauges(metrics: Metrics, scopes: readonly RequestBudgetScope[], usage: readonly BudgetUsage[]): void {
+type GaugeChild = ReturnType<Metrics['budgetSpent']['labels']>;
+interface ScopeGauges {
+  spent: GaugeChild;
+  limit: GaugeChild;
+  remaining: GaugeChild;
+}
+
+/**
+ * Sets the budget gauges of a request's scopes. `children` caches the label children per
+ * scope id (prom-client's label hashing is not free, and this runs on every keyed request).
+ */
+export function updateBudgetGauges(
+  metrics: Metrics,
+  scopes: readonly RequestBudgetScope[],
+  usage: readonly BudgetUsage[],
+  children: Map<string, ScopeGauges> = new Map(),
+): void {
   if (usage.length !== scopes.length) return;
   scopes.forEach((s, i) => {
-    const label = s.owner === 'key' ? s.ownerId : `team:${s.ownerId}`;
-    metrics.budgetSpent.labels(label, s.period).set(usage[i].spentUsd);
+    let g = children.get(s.id);
+    if (!g) {
+      const label = s.owner === 'key' ? s.ownerId : `team:${s.ownerId}`;
+      g = { spent: metrics.budgetSpent.labels(label, s.period), limit: metrics.budgetLimit.labels(label, s.period), remaining: metrics.budgetRemaining.labels(label, s.period) };
+      children.set(s.id, g);
+    }
+    g.spent.set(usage[i].spentUsd);
     if (s.limitUsd !== undefined) {
-      metrics.budgetLimit.labels(label, s.period).set(s.limitUsd);
-      metrics.budgetRemaining.labels(label, s.period).set(Math.max(0, s.limitUsd - usage[i].spentUsd));
+      g.limit.set(s.limitUsd);
+      g.remaining.set(Math.max(0, s.limitUsd - usage[i].spentUsd));
     }
   });
 }
@@ -36,6 +58,18 @@ export function updateBudgetGauges(metrics: Metrics, scopes: readonly RequestBud
 export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, now: () => number = Date.now): Stage {
   const { config, metrics } = deps;
   const counter = createTokenCounter(config);
+  const gaugeChildren = new Map<string, ScopeGauges>();
+  // A key's scopes only change when a day or month ends: build them once per period.
+  const scopeCache = new WeakMap<KeyConfig, { untilMs: number; scopes: RequestBudgetScope[] }>();
+  const scopesFor = (key: KeyConfig, t: number): RequestBudgetScope[] => {
+    const hit = scopeCache.get(key);
+    if (hit && t < hit.untilMs) return hit.scopes;
+    const scopes = requestBudgetScopes(config, key, t);
+    scopeCache.set(key, { untilMs: Math.min(...scopes.map((x) => x.periodEndMs)), scopes });
+    // Old periods' children are dropped with the scopes they belonged to.
+    if (gaugeChildren.size > 10_000) gaugeChildren.clear();
+    return scopes;
+  };
 
   /** The largest completion that fits every scope's room, given the prompt. */
   const affordableCompletion = (scopes: readonly RequestBudgetScope[], usage: readonly BudgetUsage[], ctx: RequestContext, prompt: number): number => {
@@ -55,7 +89,7 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
 
   return async function checkBudget(ctx: RequestContext) {
     if (!ctx.key) return;
-    const scopes = requestBudgetScopes(config, ctx.key, now());
+    const scopes = scopesFor(ctx.key, now());
     const model = targetModel(ctx);
     // A key without any budget limit only has its spend recorded: no worst case to reserve,
     // so the prompt need not be tokenized here (hot path of unbudgeted keys).
@@ -95,7 +129,7 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
       // Priced at the alias that answered (a fallback may cost more or less).
       const usd = priceUsd(c.target?.model ?? model, used.prompt, used.completion);
       const after = await budgets.settle(reservation, usd, used.prompt + used.completion);
-      updateBudgetGauges(metrics, scopes, after);
+      updateBudgetGauges(metrics, scopes, after, gaugeChildren);
     });
   };
 }
