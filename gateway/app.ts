@@ -180,7 +180,7 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
   const cache = createCacheParts({
     cache: loaded.config.cache,
     metrics,
-    redis: stores.redis ? { client: stores.redis, keyPrefix: loaded.config.store.key_prefix } : undefined,
+    redis: stores.redis ? { client: stores.redis, keyPrefix: loaded.config.store.key_prefix, health: stores.health } : undefined,
     lockAcrossReplicas: loaded.config.cache.coalesce.across_replicas,
     embed: loaded.config.models[loaded.config.cache.semantic.embedding_model] ? embed : undefined,
   });

@@ -20,6 +20,7 @@ export function createStores(store: Config['store'], deps: { logger: Logger; met
     limits: createLimitsStore(store, conn),
     budgets: createBudgetStore(store, conn),
     redis: conn.client,
+    health: conn.health,
     ready: () => conn.ready(Math.max(2000, store.timeout_ms * 8)),
     close: () => conn.close(),
   };

@@ -4,6 +4,7 @@
  * one contract suite. Created once by createStores(); they outlive config reloads.
  */
 import type { Redis } from 'ioredis';
+import type { StoreHealth } from './redis/connection.js';
 import type { LimitsStore } from './limits/types.js';
 import type { BudgetStore } from './budgets/types.js';
 
@@ -13,6 +14,8 @@ export interface Stores {
   readonly budgets: BudgetStore;
   /** The shared Redis client (short timeouts, no offline queue), for the cache's Redis stores. */
   readonly redis?: Redis;
+  /** Failure bookkeeping of that client (outage detection, policy); the cache uses it too. */
+  readonly health?: StoreHealth;
   /**
    * Resolves once the shared store answers, or after a bounded wait (then
    * store.on_failure applies): a replica is not ready while its first requests would

@@ -80,7 +80,7 @@ async function startCacheGateway(ctx: BenchContext): Promise<{ child: ChildProce
     ].join('\n'),
   );
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/main.ts', '--config', cfgFile], { stdio: 'inherit', env: { ...process.env, BENCH_KEY: ctx.key, PORT: String(port) } });
+  const child = spawn(process.execPath, [...ctx.gatewayEntry, '--config', cfgFile], { stdio: 'inherit', env: { ...process.env, BENCH_KEY: ctx.key, PORT: String(port) } });
   const url = `http://127.0.0.1:${port}`;
   await waitReady(`${url}/ready`);
   return { child, url };

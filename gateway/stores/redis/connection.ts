@@ -99,6 +99,18 @@ interface HealthOptions extends Omit<RedisConnectionOptions, 'url' | 'timeoutMs'
   isConnected(): boolean;
 }
 
+/**
+ * Whether an error means the store is unreachable (connection refused or closed,
+ * timeout, not ready) rather than a reply from a working server. Redis replies that
+ * mean "can't serve right now" (LOADING, READONLY, MASTERDOWN, BUSY, CLUSTERDOWN,
+ * TRYAGAIN) count as an outage too.
+ */
+export function isOutage(err: unknown): boolean {
+  const e = err as { name?: string; message?: string };
+  if (e?.name !== 'ReplyError') return true;
+  return /^(LOADING|READONLY|MASTERDOWN|BUSY|CLUSTERDOWN|TRYAGAIN)\b/.test(e.message ?? '');
+}
+
 export function createStoreHealth(opts: HealthOptions): StoreHealth & { close(): void } {
   const { logger, metrics } = opts;
   const probeMs = opts.probeMs ?? 1000;
@@ -110,6 +122,11 @@ export function createStoreHealth(opts: HealthOptions): StoreHealth & { close():
 
   const down = (op: string, err: unknown) => {
     metrics.storeFailures.inc({ op });
+    if (!isOutage(err)) {
+      // Redis answered, with an error (a script bug, a wrong type): this call fails, the store is not down.
+      logger.error({ err: err instanceof Error ? err.message : String(err), op }, 'shared store rejected a command');
+      return;
+    }
     if (degraded) return;
     degraded = true;
     outageStart = Date.now();
