@@ -35,7 +35,10 @@ const LOG_FLUSH_MS = 1000;
 export function createLogger(opts: { level?: string; file?: string; destination?: DestinationStream } = {}): Logger {
   let dest = opts.destination;
   if (!dest) {
-    const boom = pino.destination({ dest: opts.file ?? 1, sync: false, mkdir: opts.file !== undefined, minLength: LOG_BUFFER_BYTES });
+    // Files are written synchronously in 4 KB blocks (page cache: no thread-pool round trip
+    // per block); stdout stays asynchronous, since a slow pipe reader must never stall the loop.
+    const toFile = opts.file !== undefined;
+    const boom = pino.destination({ dest: opts.file ?? 1, sync: toFile, mkdir: toFile, minLength: LOG_BUFFER_BYTES });
     setInterval(() => {
       try {
         boom.flush();
