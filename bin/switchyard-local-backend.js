@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// The standalone local-model server: runs the compiled CLI when built (npm run build),
-// else the TypeScript sources via tsx. Flags: see `switchyard-local-backend --help`.
+// Runs the TypeScript sources via tsx in a checkout (so a stale build can never run old
+// code), and the compiled build where only dist/ ships (the Docker image).
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+const source = fileURLToPath(new URL('../local-backend/cli.ts', import.meta.url));
 const compiled = fileURLToPath(new URL('../dist/local-backend/cli.js', import.meta.url));
-if (existsSync(compiled)) {
-  await import(pathToFileURL(compiled).href);
-} else {
+if (existsSync(source) || !existsSync(compiled)) {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(new URL('../local-backend/cli.ts', import.meta.url).href);
+  await import(pathToFileURL(source).href);
+} else {
+  await import(pathToFileURL(compiled).href);
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// Runs the compiled gateway when built (npm run build), else the TypeScript sources via tsx.
+// Runs the TypeScript sources via tsx in a checkout (so a stale build can never run old
+// code), and the compiled build where only dist/ ships (the Docker image).
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+const source = fileURLToPath(new URL('../gateway/main.ts', import.meta.url));
 const compiled = fileURLToPath(new URL('../dist/gateway/main.js', import.meta.url));
-if (existsSync(compiled)) {
-  await import(pathToFileURL(compiled).href);
-} else {
+if (existsSync(source) || !existsSync(compiled)) {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(new URL('../gateway/main.ts', import.meta.url).href);
+  await import(pathToFileURL(source).href);
+} else {
+  await import(pathToFileURL(compiled).href);
 }

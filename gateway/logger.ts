@@ -25,35 +25,35 @@ export const REDACT_PATHS = [
 ];
 
 /**
- * Lines are buffered up to LOG_BUFFER_BYTES before a write (one write syscall per line
- * cost ~20 µs per request on the hot path) and flushed at least every LOG_FLUSH_MS, so a
- * quiet gateway's log is never more than that behind. shutdown() flushes the rest.
+ * The message of the one line per request (pipeline/finalizers/access-log.ts): the only
+ * high-volume line, and the only one that waits in the write buffer.
+ */
+export const ACCESS_LOG_MSG = 'request';
+
+/**
+ * Access lines are buffered up to LOG_BUFFER_BYTES before a write (one write syscall per
+ * line cost ~20 µs per request) and flushed at least every LOG_FLUSH_MS; every other
+ * line (start-up, warnings, errors, state changes) is written at once. Writes are
+ * synchronous, pino's own default: no thread-pool round trip, and nothing is lost on exit.
  */
 const LOG_BUFFER_BYTES = 4096;
 const LOG_FLUSH_MS = 1000;
 
 export function createLogger(opts: { level?: string; file?: string; destination?: DestinationStream } = {}): Logger {
   let dest = opts.destination;
+  let flushNow: (() => void) | undefined;
   if (!dest) {
-    // Files are written synchronously in 4 KB blocks (page cache: no thread-pool round trip
-    // per block); stdout stays asynchronous, since a slow pipe reader must never stall the loop.
     const toFile = opts.file !== undefined;
-    const boom = pino.destination({ dest: opts.file ?? 1, sync: toFile, mkdir: toFile, minLength: LOG_BUFFER_BYTES });
-    setInterval(() => {
+    const boom = pino.destination({ dest: opts.file ?? 1, sync: true, mkdir: toFile, minLength: LOG_BUFFER_BYTES });
+    flushNow = () => {
       try {
         boom.flush();
       } catch {
         /* the destination is not open yet */
       }
-    }, LOG_FLUSH_MS).unref();
-    // Whatever is buffered still reaches the file when the process exits.
-    process.once('exit', () => {
-      try {
-        boom.flushSync();
-      } catch {
-        /* not ready yet: nothing buffered */
-      }
-    });
+    };
+    setInterval(flushNow, LOG_FLUSH_MS).unref();
+    process.once('exit', flushNow);
     dest = boom;
   }
   return pino(
@@ -63,6 +63,14 @@ export function createLogger(opts: { level?: string; file?: string; destination?
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      hooks: flushNow
+        ? {
+            logMethod(args, method) {
+              method.apply(this, args);
+              if (args[1] !== ACCESS_LOG_MSG) flushNow!();
+            },
+          }
+        : undefined,
     },
     dest,
   );

@@ -5,6 +5,7 @@
 import { GatewayError } from '../../errors.js';
 import type { Finalizer, RequestContext } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
+import { ACCESS_LOG_MSG } from '../../logger.js';
 
 export function createAccessLogFinalizer(deps: GatewayDeps): Finalizer {
   // The access line is built here from a fixed set of non-secret fields (no headers, no
@@ -38,8 +39,8 @@ export function createAccessLogFinalizer(deps: GatewayDeps): Finalizer {
       // Unknown errors: the detail goes to the log only, the client got a generic 500.
       if (!(error instanceof GatewayError) || error.status >= 500) line.err = describe(error);
     }
-    if (ctx.status >= 500) log.error(line, 'request');
-    else log.info(line, 'request');
+    if (ctx.status >= 500) log.error(line, ACCESS_LOG_MSG);
+    else log.info(line, ACCESS_LOG_MSG);
   };
 }
 
