@@ -63,14 +63,14 @@ export function createLogger(opts: { level?: string; file?: string; destination?
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      hooks: flushNow
-        ? {
-            logMethod(args, method) {
-              method.apply(this, args);
-              if (args[1] !== ACCESS_LOG_MSG) flushNow!();
-            },
-          }
-        : undefined,
+      ...(flushNow && {
+        hooks: {
+          logMethod(args, method) {
+            method.apply(this, args);
+            if (args[1] !== ACCESS_LOG_MSG) flushNow!();
+          },
+        },
+      }),
     },
     dest,
   );
