@@ -159,7 +159,9 @@ async function waitReady(url: string): Promise<void> {
  * The gateway runs as it ships: compiled by tsc (the Dockerfile's build) and started with
  * plain node. `--tsx` measures the TypeScript sources through tsx instead.
  */
-const GATEWAY_ENTRY = args.includes('--tsx') ? ['--import', 'tsx', 'gateway/main.ts'] : ['dist/gateway/main.js'];
+/** Extra node flags for the gateway process only (e.g. GC tuning experiments). */
+const NODE_FLAGS = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const GATEWAY_ENTRY = [...NODE_FLAGS, ...(args.includes('--tsx') ? ['--import', 'tsx', 'gateway/main.ts'] : ['dist/gateway/main.js'])];
 
 function build(): void {
   if (args.includes('--tsx')) return;
