@@ -1,15 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources via tsx in a checkout (so a stale build can never run old
-// code), and the compiled build where only dist/ ships (the Docker image).
-import { existsSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+// The gateway: `switchyard [--config FILE]`, `switchyard check FILE`.
+import { launch } from './launch.js';
 
-const source = fileURLToPath(new URL('../gateway/main.ts', import.meta.url));
-const compiled = fileURLToPath(new URL('../dist/gateway/main.js', import.meta.url));
-if (existsSync(source) || !existsSync(compiled)) {
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import(pathToFileURL(source).href);
-} else {
-  await import(pathToFileURL(compiled).href);
-}
+await launch('gateway/main.ts', 'dist/gateway/main.js');

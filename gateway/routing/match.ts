@@ -94,15 +94,17 @@ export function compileRoutes(config: Pick<Config, 'routes'>): CompiledRoutes {
 }
 
 /** First matching route in YAML order, or undefined (then the alias of the same name serves the request). */
-export function matchRoute(compiled: CompiledRoutes, input: MatchInput): CompiledRoute | undefined {
+/** Prompt tokens counted at most once, and only when something asks. */
+export function memoizeTokens(p: MatchInput['promptTokens']): () => number {
   let counted: number | undefined;
-  const tokens = (): number => {
-    if (counted === undefined) {
-      const p = input.promptTokens;
-      counted = typeof p === 'function' ? p() : (p ?? 0);
-    }
+  return () => {
+    if (counted === undefined) counted = typeof p === 'function' ? p() : (p ?? 0);
     return counted;
   };
+}
+
+export function matchRoute(compiled: CompiledRoutes, input: MatchInput): CompiledRoute | undefined {
+  const tokens = memoizeTokens(input.promptTokens);
   for (const r of compiled.routes) if (r.test(input, tokens)) return r;
   return undefined;
 }

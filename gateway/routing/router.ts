@@ -11,7 +11,7 @@
  */
 import type { Config, RouteConfig } from '../config/schema.js';
 import { classifierText, createClassifier, type Classification, type Classifier } from './complexity.js';
-import { compileRoutes, matchRoute, pickTargets, type CompiledRoutes, type MatchInput, type PickOptions } from './match.js';
+import { compileRoutes, matchRoute, memoizeTokens, pickTargets, type CompiledRoutes, type MatchInput, type PickOptions } from './match.js';
 
 export interface RouterInput extends MatchInput {
   /** The client's parsed body (messages or prompt), read only by complexity routes. */
@@ -57,14 +57,7 @@ export function createRouter(config: Pick<Config, 'routes' | 'complexity'>): Rou
     compiled,
     decide(input, opts = {}) {
       // Count prompt tokens at most once, and only if a prompt_tokens match or a complexity route needs them.
-      let counted: number | undefined;
-      const tokens = (): number => {
-        if (counted === undefined) {
-          const p = input.promptTokens;
-          counted = typeof p === 'function' ? p() : (p ?? 0);
-        }
-        return counted;
-      };
+      const tokens = memoizeTokens(input.promptTokens);
       const hit = matchRoute(compiled, { ...input, promptTokens: tokens });
       const available = opts.available ?? (() => true);
       if (!hit) {

@@ -7,32 +7,15 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { HeaderList, HttpRequest, HttpResponse, HttpServer, RequestHandler, ServerOptions } from './types.js';
 import { GatewayError } from '../errors.js';
+import { ResponseLifecycle } from './response-lifecycle.js';
 
-class NodeResponse implements HttpResponse {
-  aborted = false;
-  private abortHandlers: Array<() => void> = [];
-  private drainWaiter: (() => void) | undefined;
-
+class NodeResponse extends ResponseLifecycle implements HttpResponse {
   constructor(private readonly res: ServerResponse) {
+    super();
     res.on('close', () => {
-      if (!res.writableFinished) {
-        this.aborted = true;
-        this.release();
-        for (const cb of this.abortHandlers) cb();
-      }
+      if (!res.writableFinished) this.markAborted();
     });
-    res.on('drain', () => this.release());
-  }
-
-  private release(): void {
-    const w = this.drainWaiter;
-    this.drainWaiter = undefined;
-    w?.();
-  }
-
-  onAborted(cb: () => void): void {
-    if (this.aborted) cb();
-    else this.abortHandlers.push(cb);
+    res.on('drain', () => this.releaseDrain());
   }
 
   send(status: number, headers: HeaderList, body: string | Uint8Array): void {
@@ -52,9 +35,7 @@ class NodeResponse implements HttpResponse {
   write(chunk: string | Uint8Array): Promise<void> | undefined {
     if (this.aborted || this.res.writableEnded) return undefined;
     if (this.res.write(chunk)) return undefined;
-    return new Promise<void>((resolve) => {
-      this.drainWaiter = resolve;
-    });
+    return this.waitDrain();
   }
 
   end(chunk?: string | Uint8Array): void {

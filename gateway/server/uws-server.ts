@@ -11,6 +11,7 @@ import type * as UWS from 'uWebSockets.js';
 import type { HeaderList, HttpRequest, HttpResponse, HttpServer, RequestHandler, ServerOptions } from './types.js';
 import { statusLine } from './status-lines.js';
 import { GatewayError } from '../errors.js';
+import { ResponseLifecycle } from './response-lifecycle.js';
 
 type UwsModule = typeof UWS;
 
@@ -20,30 +21,13 @@ export function loadUws(): UwsModule {
   return require('uWebSockets.js') as UwsModule;
 }
 
-class UwsResponse implements HttpResponse {
-  aborted = false;
+class UwsResponse extends ResponseLifecycle implements HttpResponse {
   private ended = false;
   private headWritten = false;
-  private abortHandlers: Array<() => void> = [];
-  private drainWaiter: (() => void) | undefined;
 
   constructor(private readonly res: UWS.HttpResponse) {
-    res.onAborted(() => {
-      this.aborted = true;
-      this.release();
-      for (const cb of this.abortHandlers) cb();
-    });
-  }
-
-  private release(): void {
-    const w = this.drainWaiter;
-    this.drainWaiter = undefined;
-    w?.();
-  }
-
-  onAborted(cb: () => void): void {
-    if (this.aborted) cb();
-    else this.abortHandlers.push(cb);
+    super();
+    res.onAborted(() => this.markAborted());
   }
 
   private head(status: number, headers: HeaderList): void {
@@ -79,13 +63,12 @@ class UwsResponse implements HttpResponse {
     });
     if (ok) return undefined;
     // uWS keeps the unsent bytes; wait until the socket drained before sending more.
-    return new Promise<void>((resolve) => {
-      this.drainWaiter = resolve;
-      this.res.onWritable(() => {
-        this.release();
-        return true;
-      });
+    const drained = this.waitDrain();
+    this.res.onWritable(() => {
+      this.releaseDrain();
+      return true;
     });
+    return drained;
   }
 
   end(chunk?: string | Uint8Array): void {

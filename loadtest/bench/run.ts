@@ -15,13 +15,13 @@
  *   npm run bench -- --quick      1 pair, short runs (smoke)
  *   npm run bench -- --only a,c   selected sections
  */
+import { cpuSeconds, freePort, median, rssMb, sleep, waitReady } from './process.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { Pool, request } from 'undici';
-import { createServer, type AddressInfo } from 'node:net';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
@@ -33,8 +33,6 @@ const KEY = 'sk-bench-0123456789';
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-bench-'));
 
 const want = (s: string) => !ONLY || ONLY.has(s);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function startProcess(name: string, argv: string[], env: Record<string, string>, readyRe: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
   const child = spawn(process.execPath, ['--import', 'tsx', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
@@ -55,15 +53,6 @@ function startProcess(name: string, argv: string[], env: Record<string, string>,
   });
 }
 
-/** utime + stime of a process in seconds (Linux /proc). */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
 
 const chatBody = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello in one word.' }] });
 const streamBody = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello.' }], stream: true, stream_options: { include_usage: true } });
@@ -133,27 +122,7 @@ async function ttfb(url: string, n: number): Promise<number[]> {
   return out.sort((a, b) => a - b);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
-async function waitReady(url: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(url)).status === 200) return;
-    } catch {
-      /* not yet */
-    }
-    await sleep(100);
-  }
-  throw new Error(`gateway not ready at ${url}`);
-}
 
 /**
  * The gateway runs as it ships: compiled by tsc (the Dockerfile's build) and started with
