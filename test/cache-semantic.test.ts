@@ -1,20 +1,11 @@
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createSemanticIndex, normaliseVector, semanticQuery, type SemanticIndex } from '../gateway/cache/semantic.js';
 import { createRedisSemanticRecords } from '../gateway/stores/cache/redis-semantic.js';
 import type { CacheEntry } from '../gateway/cache/entry.js';
 import { bagOfWordsEmbedding } from './support/bow-embedding.js';
-import { startRedis, type TestRedis } from './support/redis.js';
+import { useRedis } from './support/redis.js';
 
-let redis: TestRedis;
-const clients: Redis[] = [];
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await redis?.close();
-});
+const redisServer = useRedis();
 
 const THRESHOLD = 0.95;
 const usage = { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 };
@@ -109,8 +100,7 @@ describe('the semantic cache index', () => {
   it('shares entries through Redis: a second replica finds what the first one stored', async () => {
     const prefix = `sem-${Date.now()}:`;
     const mk = () => {
-      const c = new Redis(redis.url);
-      clients.push(c);
+      const c = redisServer.client();
       return createSemanticIndex({ maxEntries: 100, syncIntervalMs: 0, store: createRedisSemanticRecords({ redis: c, keyPrefix: prefix }) });
     };
     const first = mk();

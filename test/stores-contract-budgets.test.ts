@@ -3,8 +3,7 @@
  * policy wrapper. "Replicas" are store instances over the same state (for Redis:
  * separate clients).
  */
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../gateway/logger.js';
 import { createMetrics } from '../gateway/metrics.js';
 import { createMemoryBudgets } from '../gateway/stores/budgets/memory-budgets.js';
@@ -12,17 +11,9 @@ import { createRedisBudgets } from '../gateway/stores/budgets/redis-budgets.js';
 import { createResilientBudgets } from '../gateway/stores/budgets/resilient-budgets.js';
 import type { BudgetScope, BudgetStore } from '../gateway/stores/budgets/types.js';
 import { createStoreHealth } from '../gateway/stores/redis/connection.js';
-import { startRedis, type TestRedis } from './support/redis.js';
+import { useRedis } from './support/redis.js';
 
-let redis: TestRedis;
-const clients: Redis[] = [];
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await redis?.close();
-});
+const redisServer = useRedis();
 
 let n = 0;
 const uid = (s: string) => `${s}-${++n}-${Math.random().toString(36).slice(2, 7)}`;
@@ -30,8 +21,7 @@ const scope = (limitUsd?: number, limitTokens?: number): BudgetScope => ({ id: u
 
 function redisReplicas(count: number, wrap: boolean): BudgetStore[] {
   return Array.from({ length: count }, () => {
-    const client = new Redis(redis.url, { enableOfflineQueue: true, maxRetriesPerRequest: 1 });
-    clients.push(client);
+    const client = redisServer.client({ enableOfflineQueue: true, maxRetriesPerRequest: 1 });
     const shared = createRedisBudgets({ redis: client, keyPrefix: 'contract:' });
     if (!wrap) return shared;
     const health = createStoreHealth({ onFailure: 'fail_closed', logger: createLogger({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }), ping: async () => {}, isConnected: () => true });

@@ -3,8 +3,7 @@
  * of Redis) and the semantic record store (memory, Redis). "Two replicas" are two
  * store instances over the same state (for Redis: two clients).
  */
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../gateway/cache/entry.js';
 import { createCacheParts } from '../gateway/cache/parts.js';
 import { createMemoryExactCache } from '../gateway/stores/cache/memory-exact.js';
@@ -18,22 +17,13 @@ import { CacheSchema } from '../gateway/config/schema.js';
 import { createStoreHealth } from '../gateway/stores/redis/connection.js';
 import { createLogger } from '../gateway/logger.js';
 import { createMetrics } from '../gateway/metrics.js';
-import { startRedis, type TestRedis } from './support/redis.js';
+import { useRedis } from './support/redis.js';
 
-let redis: TestRedis;
-const clients: Redis[] = [];
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await redis?.close();
-});
+const redisServer = useRedis();
 
 const client = () => {
-  const c = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  const c = redisServer.client({ maxRetriesPerRequest: 1 });
   c.on('error', () => {}); // the outage test stops Redis on purpose
-  clients.push(c);
   return c;
 };
 let n = 0;
@@ -208,7 +198,7 @@ describe('the cache parts over Redis', () => {
     const k = uid('k');
     await writer.exact.set(k, entry('shared'), 60);
     expect(await reader.exact.get(k)).toBeDefined();
-    await redis.stop();
+    await redisServer.redis().stop();
     try {
       // Copied into the reader's memory tier by the first read: still served.
       expect(await reader.exact.get(k)).toBeDefined();
@@ -218,7 +208,7 @@ describe('the cache parts over Redis', () => {
       const failures = (await metrics.storeFailures.get()).values.reduce((sum, v) => sum + v.value, 0);
       expect(failures).toBeGreaterThanOrEqual(1);
     } finally {
-      await redis.restart();
+      await redisServer.redis().restart();
       health.close();
     }
   });

@@ -3,8 +3,7 @@
  * policy wrapper. "Two replicas" are two store instances over the same state (for
  * Redis: two clients).
  */
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryLimits } from '../gateway/stores/limits/memory-limits.js';
 import { createRedisLimits } from '../gateway/stores/limits/redis-limits.js';
 import { createResilientLimits } from '../gateway/stores/limits/resilient-limits.js';
@@ -12,17 +11,9 @@ import type { LimitRule, LimitsStore } from '../gateway/stores/limits/types.js';
 import { createStoreHealth } from '../gateway/stores/redis/connection.js';
 import { createLogger } from '../gateway/logger.js';
 import { createMetrics } from '../gateway/metrics.js';
-import { startRedis, type TestRedis } from './support/redis.js';
+import { useRedis } from './support/redis.js';
 
-let redis: TestRedis;
-const clients: Redis[] = [];
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await redis?.close();
-});
+const redisServer = useRedis();
 
 let n = 0;
 const uid = (s: string) => `${s}-${++n}-${Math.random().toString(36).slice(2, 7)}`;
@@ -37,8 +28,7 @@ interface Replicas {
 
 function redisReplicas(wrap: boolean): Replicas {
   const make = () => {
-    const client = new Redis(redis.url, { enableOfflineQueue: true, maxRetriesPerRequest: 1 });
-    clients.push(client);
+    const client = redisServer.client({ enableOfflineQueue: true, maxRetriesPerRequest: 1 });
     const shared = createRedisLimits({ redis: client, keyPrefix: 'contract:' });
     if (!wrap) return shared;
     const health = createStoreHealth({ onFailure: 'fail_closed', logger: createLogger({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }), ping: async () => {}, isConnected: () => true });

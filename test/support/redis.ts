@@ -10,6 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis, type RedisOptions } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 
 export interface TestRedis {
   url: string;
@@ -104,6 +106,30 @@ export async function startRedis(): Promise<TestRedis> {
       child?.kill('SIGCONT');
       await stop();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * One redis-server for a whole test file: started in beforeAll, stopped in afterAll,
+ * with every client made through `client()` disconnected first.
+ */
+export function useRedis(): { redis: () => TestRedis; client: (opts?: RedisOptions) => Redis } {
+  let redis: TestRedis | undefined;
+  const clients: Redis[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    for (const c of clients) c.disconnect();
+    await redis?.close();
+  });
+  return {
+    redis: () => redis!,
+    client(opts: RedisOptions = {}) {
+      const c = new Redis(redis!.url, opts);
+      clients.push(c);
+      return c;
     },
   };
 }
