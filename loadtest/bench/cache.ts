@@ -12,9 +12,9 @@
  *
  *   npm run bench -- --only cache [--quick]
  */
-import { cpuSeconds, freePort, median, sleep, waitReady } from './process.js';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { cpuSeconds, median, sleep, startBenchGateway } from './process.js';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -37,27 +37,7 @@ const body = JSON.stringify({ model: 'gpt-4o-mini', temperature: 0, messages: [{
 
 
 async function startCacheGateway(ctx: BenchContext): Promise<{ child: ChildProcess; url: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'switchyard-bench-cache-'));
-  const cfgFile = join(dir, 'bench-cache.yaml');
-  writeFileSync(
-    cfgFile,
-    [
-      'server: { host: 127.0.0.1, port: 0 }',
-      `logging: { level: info, file: "${join(dir, 'gateway.log')}" }`,
-      'keys:',
-      '  - { id: bench, key: "${BENCH_KEY}", models: ["*"] }',
-      'backends:',
-      `  mock: { type: openai-compatible, base_url: "${ctx.mockUrl}", max_connections: 128 }`,
-      'models:',
-      '  gpt-4o-mini: { backend: mock, model: gpt-4o-mini, price: { input: 0.15, output: 0.6 } }',
-      'cache: { exact: { enabled: true } }',
-    ].join('\n'),
-  );
-  const port = await freePort();
-  const child = spawn(process.execPath, [...ctx.gatewayEntry, '--config', cfgFile], { stdio: 'inherit', env: { ...process.env, BENCH_KEY: ctx.key, PORT: String(port) } });
-  const url = `http://127.0.0.1:${port}`;
-  await waitReady(`${url}/ready`);
-  return { child, url };
+  return startBenchGateway({ entry: ctx.gatewayEntry, mockUrl: ctx.mockUrl, key: ctx.key, cache: true, dir: mkdtempSync(join(tmpdir(), 'switchyard-bench-cache-')) });
 }
 
 /** One autocannon run from this process; GET when no body. loadgenUs: this process's CPU per request. */

@@ -59,14 +59,17 @@ async function directRun(sequences: LlamaContextSequence[], chatWrapper: ChatWra
     const chat = new LlamaChat({ contextSequence: sequence, chatWrapper });
     const history: ChatHistoryItem[] = [{ type: 'user', text: PROMPT }, { type: 'model', response: [] }];
     let first: number | undefined;
+    let text = '';
     await chat.generateResponse(history, {
       maxTokens: MAX_TOKENS,
       temperature: 0,
       repeatPenalty: false,
-      onTextChunk: () => { first ??= performance.now(); },
+      // What a streaming user of node-llama-cpp does at least: take each piece of text.
+      onTextChunk: (t) => { first ??= performance.now(); text += t; },
       onToken: (t) => { tokens += t.length; },
     });
     ttfts.push(first! - started);
+    if (text.length === 0) throw new Error('direct run generated no text');
     chat.dispose({ disposeSequence: false });
   }));
   const elapsed = performance.now() - started;

@@ -1,5 +1,7 @@
 /** Process helpers shared by the bench sections: free ports, readiness, /proc CPU and RSS. */
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -36,4 +38,31 @@ export async function waitReady(url: string): Promise<void> {
     await sleep(100);
   }
   throw new Error(`not ready at ${url}`);
+}
+
+/**
+ * A gateway process as the bench runs it: one alias on the mock, auth and file logging
+ * on (as in production), the exact cache on or off.
+ */
+export async function startBenchGateway(opts: { entry: string[]; mockUrl: string; key: string; cache: boolean; dir: string }): Promise<{ child: ChildProcess; url: string }> {
+  const cfgFile = join(opts.dir, `bench-${opts.cache ? 'cache' : 'proxy'}.yaml`);
+  writeFileSync(
+    cfgFile,
+    [
+      'server: { host: 127.0.0.1, port: 0 }',
+      `logging: { level: info, file: "${join(opts.dir, `gateway-${opts.cache ? 'cache' : 'proxy'}.log`)}" }`,
+      'keys:',
+      '  - { id: bench, key: "${BENCH_KEY}", models: ["*"] }',
+      'backends:',
+      `  mock: { type: openai-compatible, base_url: "${opts.mockUrl}", max_connections: 128 }`,
+      'models:',
+      '  gpt-4o-mini: { backend: mock, model: gpt-4o-mini, price: { input: 0.15, output: 0.6 } }',
+      `cache: { exact: { enabled: ${opts.cache} } }`,
+    ].join('\n'),
+  );
+  const port = await freePort();
+  const child = spawn(process.execPath, [...opts.entry, '--config', cfgFile], { stdio: 'inherit', env: { ...process.env, BENCH_KEY: opts.key, PORT: String(port) } });
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(`${url}/ready`);
+  return { child, url };
 }

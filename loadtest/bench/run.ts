@@ -15,7 +15,7 @@
  *   npm run bench -- --quick      1 pair, short runs (smoke)
  *   npm run bench -- --only a,c   selected sections
  */
-import { cpuSeconds, freePort, median, rssMb, sleep, waitReady } from './process.js';
+import { cpuSeconds, median, rssMb, sleep, startBenchGateway } from './process.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -154,25 +154,9 @@ async function main(): Promise<void> {
   build();
   const mock = await startProcess('mock', ['test/support/mock-upstream-cli.ts', '--port', '0', '--chunks', '5'], {}, /mock upstream on (http:\/\/[\d.:]+\/v1)/);
   const mockUrl = mock.match[1];
-  const cfgFile = join(dir, 'bench.yaml');
-  writeFileSync(
-    cfgFile,
-    [
-      'server: { host: 127.0.0.1, port: 0 }',
-      `logging: { level: info, file: "${join(dir, 'gateway.log')}" }`,
-      'keys:',
-      '  - { id: bench, key: "${BENCH_KEY}", models: ["*"] }',
-      'backends:',
-      `  mock: { type: openai-compatible, base_url: "${mockUrl}", max_connections: 128 }`,
-      'models:',
-      '  gpt-4o-mini: { backend: mock, model: gpt-4o-mini, price: { input: 0.15, output: 0.6 } }',
-      'cache: { exact: { enabled: false } }',
-    ].join('\n'),
-  );
-  const port = await freePort();
-  const gw = spawn(process.execPath, [...GATEWAY_ENTRY, '--config', cfgFile], { stdio: 'inherit', env: { ...process.env, BENCH_KEY: KEY, PORT: String(port) } });
-  const gatewayUrl = `http://127.0.0.1:${port}`;
-  await waitReady(`${gatewayUrl}/ready`);
+  const started = await startBenchGateway({ entry: GATEWAY_ENTRY, mockUrl, key: KEY, cache: false, dir });
+  const gw = started.child;
+  const gatewayUrl = started.url;
   const direct = `${mockUrl}/chat/completions`;
   const through = `${gatewayUrl}/v1/chat/completions`;
   const ctx: BenchContext = { gatewayEntry: GATEWAY_ENTRY, mockUrl, gatewayUrl, gatewayPid: gw.pid!, key: KEY, quick: QUICK, pairs: PAIRS, duration: DURATION };
