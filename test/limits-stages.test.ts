@@ -179,8 +179,9 @@ describe('the check-budget stage', () => {
     for (const id of ['key:team-a:day:2026-11-25', 'key:team-a:month:2026-11', 'team:research:day:2026-11-25', 'team:research:month:2026-11']) {
       expect(await budgets.get(id)).toEqual({ spentUsd: 0.000013, reservedUsd: 0, spentTokens: 13, reservedTokens: 0 });
     }
-    const spent = (await d.metrics.budgetSpent.get()).values.find((v) => v.labels.key === 'team-a' && v.labels.period === 'day');
-    expect(spent?.value).toBe(0.000013);
+    // Gauges are published shortly after the settle (batched, not per request).
+    const spentNow = async () => (await d.metrics.budgetSpent.get()).values.find((v) => v.labels.key === 'team-a' && v.labels.period === 'day')?.value;
+    await expect.poll(spentNow, { timeout: 2000 }).toBe(0.000013);
     const left = (await d.metrics.budgetRemaining.get()).values.find((v) => v.labels.key === 'team-a' && v.labels.period === 'day');
     expect(left?.value).toBeCloseTo(0.000087, 12);
   });

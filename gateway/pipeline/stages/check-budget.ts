@@ -20,6 +20,9 @@ import type { RequestContext, Stage } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import type { KeyConfig } from '../../config/schema.js';
 
+/** Budget gauges trail the stores by at most this much. */
+export const GAUGE_PUBLISH_MS = 250;
+
 export const MAX_TOKENS_CLAMPED_HEADER = 'x-switchyard-max-tokens-clamped';
 
 type GaugeChild = ReturnType<Metrics['budgetSpent']['labels']>;
@@ -59,6 +62,22 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
   const { config, metrics } = deps;
   const counter = createTokenCounter(config);
   const gaugeChildren = new Map<string, ScopeGauges>();
+  // Gauges are read by a scrape every few seconds; setting them on every request costs
+  // prom-client a label hash each. The latest figures are kept and published at most
+  // once per GAUGE_PUBLISH_MS.
+  const pending = new Map<string, { scope: RequestBudgetScope; usage: BudgetUsage }>();
+  let publishTimer: NodeJS.Timeout | undefined;
+  const publish = () => {
+    publishTimer = undefined;
+    const items = [...pending.values()];
+    pending.clear();
+    updateBudgetGauges(metrics, items.map((i) => i.scope), items.map((i) => i.usage), gaugeChildren);
+  };
+  const recordGauges = (scopes: readonly RequestBudgetScope[], usage: readonly BudgetUsage[]) => {
+    if (usage.length !== scopes.length) return;
+    scopes.forEach((scope, i) => pending.set(scope.id, { scope, usage: usage[i] }));
+    publishTimer ??= setTimeout(publish, GAUGE_PUBLISH_MS).unref();
+  };
   // A key's scopes only change when a day or month ends: build them once per period.
   const scopeCache = new WeakMap<KeyConfig, { untilMs: number; scopes: RequestBudgetScope[] }>();
   const scopesFor = (key: KeyConfig, t: number): RequestBudgetScope[] => {
@@ -129,7 +148,7 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
       // Priced at the alias that answered (a fallback may cost more or less).
       const usd = priceUsd(c.target?.model ?? model, used.prompt, used.completion);
       const after = await budgets.settle(reservation, usd, used.prompt + used.completion);
-      updateBudgetGauges(metrics, scopes, after, gaugeChildren);
+      recordGauges(scopes, after);
     });
   };
 }
