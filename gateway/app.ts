@@ -8,24 +8,18 @@ import type { LoadedConfig } from './config/load.js';
 import { GatewayError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import type { GatewayDeps } from './pipeline/deps.js';
 import type { RequestContext } from './pipeline/context.js';
-import { createPipeline, runPipeline, type Pipeline } from './pipeline/pipeline.js';
+import type { GatewayDeps } from './pipeline/deps.js';
+import { runPipeline } from './pipeline/pipeline.js';
 import { respondError } from './pipeline/respond.js';
-import { createBackendClient, createTranslator } from './providers/registry.js';
-import type { Endpoint, Translator } from './providers/types.js';
+import type { Endpoint } from './providers/types.js';
 import { createHttpServer } from './server/create-server.js';
 import type { HttpRequest, HttpResponse, HttpServer } from './server/types.js';
 import type { Stores } from './stores/types.js';
-import type { BackendClient } from './upstream/types.js';
 import { createStores } from './stores/create-stores.js';
-import { createRouter } from './routing/router.js';
-import { createPriceTable } from './routing/cost.js';
-import { createCircuitBreaker, startActiveHealthCheck, type ActiveHealthCheck, type CircuitBreaker } from './upstream/circuit-breaker.js';
-import { createAdmission, type AdmissionController } from './upstream/admission.js';
-import { createCacheParts, type CacheParts } from './cache/parts.js';
+import { createCacheParts } from './cache/parts.js';
 import { createEmbedder } from './cache/embed-through-backends.js';
-import { createKeyIndex, type KeyIndex } from './pipeline/stages/authenticate.js';
+import { buildGeneration, closeGeneration, type Carried, type Generation } from './generation.js';
 import { handleAdminListKeys, handleAdminResetKey, handleUsage, type ApiResponse } from './usage-api.js';
 
 export interface GatewayOptions {
@@ -54,21 +48,6 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-interface Generation {
-  deps: GatewayDeps;
-  pipeline: Pipeline;
-  modelsBody: string;
-  inflight: number;
-  healthChecks: ActiveHealthCheck[];
-  keyIndex: KeyIndex;
-}
-
-/** Long-lived per-backend state carried across reloads while the backend's settings are unchanged. */
-interface Carried {
-  breakers: Map<string, { key: string; breaker: CircuitBreaker }>;
-  admissions: Map<string, { key: string; admission: AdmissionController }>;
-}
-
 const ENDPOINTS: Record<string, Endpoint> = {
   '/v1/chat/completions': 'chat',
   '/v1/completions': 'completions',
@@ -76,100 +55,6 @@ const ENDPOINTS: Record<string, Endpoint> = {
 };
 const GET_PATHS = new Set(['/health', '/ready', '/metrics', '/v1/models']);
 const REQUEST_ID_RE = /^[\w.:-]{1,128}$/;
-
-type Shared = { logger: Logger; metrics: Metrics; stores: Stores; carried: Carried; cache: CacheParts };
-
-/**
- * A config that fails to build (a bad regex in a filter, a backend that cannot start)
- * leaves no trace: its pools are closed, its health probes stopped, and the carried
- * breakers and admission queues (and switchyard_backend_up) are as they were.
- */
-async function buildGeneration(loaded: LoadedConfig, shared: Shared): Promise<Generation> {
-  const saved: Carried = { breakers: new Map(shared.carried.breakers), admissions: new Map(shared.carried.admissions) };
-  const partial = { backends: new Map<string, BackendClient>(), healthChecks: [] as ActiveHealthCheck[] };
-  try {
-    return await assembleGeneration(loaded, shared, partial);
-  } catch (err) {
-    for (const h of partial.healthChecks) h.stop();
-    await Promise.allSettled([...partial.backends.values()].map((b) => b.close()));
-    shared.carried.breakers = saved.breakers;
-    shared.carried.admissions = saved.admissions;
-    for (const [name, { breaker }] of saved.breakers) shared.metrics.backendUp.labels(name).set(breaker.state === 'open' ? 0 : 1);
-    throw err;
-  }
-}
-
-async function assembleGeneration(
-  loaded: LoadedConfig,
-  shared: Shared,
-  partial: { backends: Map<string, BackendClient>; healthChecks: ActiveHealthCheck[] },
-): Promise<Generation> {
-  const { backends, healthChecks } = partial;
-  const translators = new Map<string, Translator>();
-  const breakers = new Map<string, CircuitBreaker>();
-  const admissions = new Map<string, AdmissionController>();
-  const { metrics, carried } = shared;
-  for (const [name, cfg] of Object.entries(loaded.config.backends)) {
-    translators.set(name, await createTranslator(cfg));
-    const client = await createBackendClient(name, cfg, { logger: shared.logger, registry: metrics.registry });
-    backends.set(name, client);
-    const hKey = JSON.stringify(cfg.health);
-    let b = carried.breakers.get(name);
-    if (!b || b.key !== hKey) {
-      const gauge = metrics.backendUp.labels(name);
-      gauge.set(1);
-      b = { key: hKey, breaker: createCircuitBreaker(cfg.health, { onStateChange: (st) => gauge.set(st === 'open' ? 0 : 1) }) };
-      carried.breakers.set(name, b);
-    }
-    breakers.set(name, b.breaker);
-    const aKey = JSON.stringify(cfg.admission ?? null);
-    let a = carried.admissions.get(name);
-    if (!a || a.key !== aKey) {
-      a = { key: aKey, admission: createAdmission(name, cfg.admission, metrics) };
-      carried.admissions.set(name, a);
-    }
-    admissions.set(name, a.admission);
-    if (cfg.health.active_check_ms) {
-      const breaker = b.breaker;
-      healthChecks.push(
-        startActiveHealthCheck(
-          breaker,
-          async (signal) => {
-            const r = await client.request({ method: 'GET', path: '/models', headers: cfg.api_key ? { authorization: `Bearer ${cfg.api_key}` } : {} }, { signal });
-            await r.dump();
-            if (r.status >= 500) throw new Error(`health check answered ${r.status}`);
-          },
-          cfg.health.active_check_ms,
-        ),
-      );
-    }
-  }
-  const deps: GatewayDeps = {
-    loaded,
-    config: loaded.config,
-    logger: shared.logger,
-    metrics,
-    stores: shared.stores,
-    backends,
-    translators,
-    router: createRouter(loaded.config),
-    prices: createPriceTable(loaded.config),
-    breakers,
-    admissions,
-    cache: shared.cache,
-  };
-  const created = Math.floor(Date.now() / 1000);
-  const modelsBody = JSON.stringify({
-    object: 'list',
-    data: Object.keys(loaded.config.models).map((id) => ({ id, object: 'model', created, owned_by: 'switchyard' })),
-  });
-  return { deps, pipeline: createPipeline(deps), modelsBody, inflight: 0, healthChecks, keyIndex: createKeyIndex(loaded.config.keys) };
-}
-
-async function closeGeneration(g: Generation): Promise<void> {
-  for (const h of g.healthChecks) h.stop();
-  await Promise.allSettled([...g.deps.backends.values()].map((b) => b.close()));
-}
 
 export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? createLogger({ level: loaded.config.logging.level, file: loaded.config.logging.file });
