@@ -1,14 +1,30 @@
 /**
- * Push → pull bridge between node-llama-cpp's callbacks (one call per generated piece of
- * text) and the AsyncIterable<Uint8Array> body both transports consume. One per streamed
- * request. A reader that falls behind gets everything buffered so far as one chunk (one
- * socket write instead of one per token). A reader that stops early (`return()`, e.g. the
- * client went away) triggers `onCancel`, which aborts the generation and frees its sequence.
+ * Bridge between node-llama-cpp's callbacks (one call per generated piece of text) and the
+ * transport. One per streamed request. Pushed text is coalesced: deliveries are at least
+ * `minIntervalMs` apart (the first one and the end are never delayed), and each delivery
+ * is everything pushed since the previous one, as one string, so a fast model costs one
+ * socket write per few tokens and one allocation per write instead of per token.
+ *
+ * Two ways to read it:
+ * - attach(sink): push-based, no Promise per delivery (the standalone server; per-token
+ *   work on the event loop delays the next decode, see docs/local-backend.md);
+ * - AsyncIterable<Uint8Array>: pull-based (the gateway's in-process client). A reader that
+ *   falls behind gets everything buffered so far as one chunk.
+ * A reader that stops early (`cancel()`, or the iterator's `return()`, e.g. the client went
+ * away) triggers `onCancel`, which aborts the generation and frees its sequence.
  */
 
+/** The push-based reader: the standalone server's response. */
+export interface TextSink {
+  /** One delivery. Returns false when full: the channel then holds everything until resume(). */
+  write(text: string): boolean;
+  /** The end: after a clean end or, with `error`, after the stream broke (its error event already written). */
+  end(error?: unknown): void;
+}
+
 export class AsyncChannel implements AsyncIterable<Uint8Array> {
-  private buffered: Uint8Array[] = [];
-  private wake: (() => void) | undefined;
+  private pending = '';
+  /** No more pushes: ended, failed or cancelled. */
   private finished = false;
   private failure: { error: unknown } | undefined;
   private pushedAny = false;
@@ -20,38 +36,43 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
    */
   readonly started: Promise<void>;
 
-  private lastDelivery = 0;
+  private lastDelivery = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
+  /** Pull mode: a delivery is due and waits for the reader's next(). */
+  private ready = false;
+  private wake: (() => void) | undefined;
+  /** Push mode. */
+  private sink: TextSink | undefined;
+  private sinkFull = false;
+  private sinkEnded = false;
 
   /**
    * `minIntervalMs`: deliveries to the reader are at least this far apart (the first one
-   * and the end are never delayed). Each delivery costs the transport a socket write, so
-   * a fast model (hundreds of tokens/s per stream) gets a few tokens per write instead of
-   * one, which keeps the event loop free to schedule the next decode; a model slower than
-   * the interval sees no delay at all.
+   * and the end are never delayed). A model slower than the interval sees no delay at all.
    */
   constructor(private readonly onCancel: () => void, private readonly minIntervalMs = 0) {
     this.started = new Promise<void>((resolve, reject) => { this.settleStarted = { resolve, reject }; });
     this.started.catch(() => {});
   }
 
-  push(chunk: Uint8Array): void {
+  push(text: string): void {
     if (this.finished) return;
-    this.buffered.push(chunk);
+    this.pending += text;
     if (!this.pushedAny) {
       this.pushedAny = true;
       this.settleStarted.resolve();
     }
-    if (this.timer) return;
+    if (this.timer !== undefined || this.ready || this.sinkFull) return;
     const wait = this.lastDelivery + this.minIntervalMs - performance.now();
-    if (wait <= 0) this.signal();
-    else this.timer = setTimeout(() => { this.timer = undefined; this.signal(); }, wait);
+    if (wait <= 0) this.deliver();
+    else this.timer = setTimeout(this.onTimer, wait);
   }
 
   end(): void {
+    if (this.finished) return;
     this.finished = true;
     this.settleStarted.resolve();
-    this.signal();
+    this.finish();
   }
 
   fail(error: unknown): void {
@@ -59,43 +80,94 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
     this.finished = true;
     this.failure = { error };
     if (!this.pushedAny) this.settleStarted.reject(error);
-    this.signal();
+    this.finish();
   }
 
-  private signal(): void {
-    if (this.timer && this.finished) { clearTimeout(this.timer); this.timer = undefined; }
+  /** Push mode: everything pending is written now, later deliveries as they come. */
+  attach(sink: TextSink): void {
+    this.sink = sink;
+    this.ready = false;
+    if (this.finished) this.finish();
+    else if (this.pending !== '' && this.timer === undefined) this.deliver();
+  }
+
+  /** Push mode: the sink drained after write() returned false. */
+  resume(): void {
+    if (!this.sinkFull) return;
+    this.sinkFull = false;
+    if (this.finished) this.finish();
+    else if (this.pending !== '' && this.timer === undefined) this.deliver();
+  }
+
+  /** The reader went away: stop the generation, drop what is buffered. */
+  cancel(): void {
+    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    this.pending = '';
+    this.sinkEnded = true;
+    if (this.finished) return;
+    this.finished = true;
+    this.onCancel();
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.deliver();
+  };
+
+  private deliver(): void {
+    const sink = this.sink;
+    if (!sink) {
+      this.ready = true;
+      this.wakeReader();
+      return;
+    }
+    if (this.sinkFull || this.pending === '') return;
+    const text = this.pending;
+    this.pending = '';
+    this.lastDelivery = performance.now();
+    if (!sink.write(text)) this.sinkFull = true;
+  }
+
+  /** After end/fail: the rest goes out at once (the sink's backpressure is advisory: it buffers). */
+  private finish(): void {
+    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    const sink = this.sink;
+    if (!sink) {
+      this.wakeReader();
+      return;
+    }
+    if (this.sinkEnded) return;
+    this.sinkEnded = true;
+    const text = this.pending;
+    this.pending = '';
+    if (text !== '') sink.write(text);
+    sink.end(this.failure?.error);
+  }
+
+  private wakeReader(): void {
     const w = this.wake;
     this.wake = undefined;
     w?.();
   }
 
-  private take(): Uint8Array {
-    this.lastDelivery = performance.now();
-    const parts = this.buffered;
-    this.buffered = [];
-    if (parts.length === 1) return parts[0]!;
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) { out.set(p, at); at += p.length; }
-    return out;
-  }
-
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     return {
       next: async (): Promise<IteratorResult<Uint8Array>> => {
-        while (!this.finished && (this.buffered.length === 0 || this.timer !== undefined)) {
+        while (!this.finished && !this.ready) {
           await new Promise<void>((resolve) => { this.wake = resolve; });
         }
-        if (this.buffered.length > 0) return { done: false, value: this.take() };
+        this.ready = false;
+        if (this.pending !== '') {
+          this.lastDelivery = performance.now();
+          const value = Buffer.from(this.pending, 'utf8');
+          this.pending = '';
+          return { done: false, value };
+        }
         if (this.failure) throw this.failure.error;
         return { done: true, value: undefined };
       },
       return: async (): Promise<IteratorResult<Uint8Array>> => {
-        if (!this.finished) {
-          this.finished = true;
-          this.onCancel();
-        }
-        this.buffered = [];
+        this.cancel();
         return { done: true, value: undefined };
       },
     };

@@ -7,10 +7,11 @@ import type { FinishReason, GenerationResult, ToolCallResult } from './generate.
 
 const encoder = new TextEncoder();
 
-export function sse(payload: unknown): Uint8Array {
-  return encoder.encode(`data: ${JSON.stringify(payload)}\n\n`);
+/** One SSE event. Stream frames are strings: the channel joins a delivery's frames and encodes once. */
+export function sse(payload: unknown): string {
+  return `data: ${JSON.stringify(payload)}\n\n`;
 }
-export const SSE_DONE = encoder.encode('data: [DONE]\n\n');
+export const SSE_DONE = 'data: [DONE]\n\n';
 
 export function json(payload: unknown): Uint8Array {
   return encoder.encode(JSON.stringify(payload));
@@ -53,8 +54,9 @@ export function chatCompletion(meta: ResponseMeta, r: GenerationResult) {
 
 /**
  * Stream chunks of one chat completion; `usage: null` on every chunk when include_usage is
- * on, as OpenAI does. Content chunks are the hot path (one per token or few): their JSON
- * is a precomputed prefix + the escaped text + a suffix, with no object built per token.
+ * on, as OpenAI does. Content chunks are the hot path (one per token): their JSON is a
+ * precomputed prefix + the escaped text + a suffix, with no object and no bytes built per
+ * token (the channel encodes one string per delivery).
  */
 export function createChatChunks(meta: ResponseMeta, includeUsage: boolean) {
   const base = (choices: unknown[]) => ({
@@ -68,7 +70,7 @@ export function createChatChunks(meta: ResponseMeta, includeUsage: boolean) {
   const contentSuffix = `${tail}\n\n`;
   return {
     role: () => sse(base([choice({ role: 'assistant', content: '' }, null)])),
-    content: (text: string) => encoder.encode(contentPrefix + JSON.stringify(text) + contentSuffix),
+    content: (text: string) => contentPrefix + JSON.stringify(text) + contentSuffix,
     toolCalls: (calls: readonly ToolCallResult[]) => sse(base([choice({ tool_calls: toolCallsOf(calls) }, null)])),
     finish: (reason: FinishReason) => sse(base([choice({}, reason)])),
     usage: (r: GenerationResult) => sse({ id: meta.id, object: 'chat.completion.chunk', created: meta.created, model: meta.model, choices: [], usage: usageOf(r) }),

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { GatewayError } from '../gateway/errors.js';
+import { AsyncChannel } from './async-channel.js';
 import { createLocalEngine, type LocalEngine } from './engine.js';
 import { getLocalMetrics } from './metrics.js';
 import { createOpenAIHandler, errorResponse, type HandlerResponse } from './openai-handler.js';
@@ -57,8 +58,42 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/**
+ * A token stream is pushed straight into the response (no Promise per write); a client that
+ * goes away cancels it, which stops the generation and frees the sequence at once.
+ */
+function pipeChannel(res: ServerResponse, channel: AsyncChannel, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onDrain = () => channel.resume();
+    const onClose = () => {
+      res.off('drain', onDrain);
+      channel.cancel();
+      resolve();
+    };
+    if (signal.aborted) {
+      channel.cancel();
+      resolve();
+      return;
+    }
+    res.on('drain', onDrain);
+    res.once('close', onClose);
+    channel.attach({
+      write: (text) => res.write(text),
+      end: (error) => {
+        res.off('drain', onDrain);
+        res.off('close', onClose);
+        res.end();
+        // As the pull loop did: a stream that broke after its first byte (its error event is written) is a failed request.
+        if (error !== undefined) reject(error);
+        else resolve();
+      },
+    });
+  });
+}
+
 async function send(res: ServerResponse, out: HandlerResponse, signal: AbortSignal): Promise<void> {
   res.writeHead(out.status, out.headers);
+  if (out.body instanceof AsyncChannel) return pipeChannel(res, out.body, signal);
   for await (const chunk of out.body) {
     if (signal.aborted) break; // leaving the loop calls return(): generation stops
     if (!res.write(chunk)) {

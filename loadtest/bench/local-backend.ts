@@ -8,20 +8,21 @@
  * flash attention off, 4 sequences, greedy, same prompt and max_tokens, chat wrapper resolved
  * once); the server runs as its own process, as deployed.
  *
- *   node --import tsx loadtest/bench/local-backend.ts      standalone
+ *   node --import tsx loadtest/bench/local-backend.ts      standalone (--pairs N, default 7; --quick = 1)
  *   npm run bench -- --only local-backend                  as a section of the bench
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { createConnection, type Socket } from 'node:net';
 import { getLlama, LlamaChat, LlamaLogLevel, type ChatHistoryItem, type ChatWrapper, type LlamaContextSequence } from 'node-llama-cpp';
 import { ensureTinyModel } from '../../local-backend/tiny-model.js';
 
 const MAX_TOKENS = 400;
 const CONTEXT_SIZE = 1024;
 const SEQUENCES = 4;
-const PAIRS = process.argv.includes('--quick') ? 1 : 7;
+const pairsFlag = process.argv.indexOf('--pairs');
+const PAIRS = process.argv.includes('--quick') ? 1 : pairsFlag > 0 ? Math.max(1, Number(process.argv[pairsFlag + 1])) : 7;
 const PROMPT = 'Write a long story about a lighthouse keeper.';
 
 interface RunResult {
@@ -77,29 +78,96 @@ async function directRun(sequences: LlamaContextSequence[], chatWrapper: ChatWra
 }
 
 /**
- * The client side is kept light (undici, no JSON.parse per event) because it shares the
- * machine's cores with the server: only the first content event (TTFT) and the final
- * usage event (exact token count) are looked at.
+ * One keep-alive HTTP/1.1 connection of the benchmark client, on a raw socket. The client
+ * shares the machine's two cores with the server, so it does as little as it can per
+ * received chunk (~5 ms of CPU per 1,000 tokens against ~9 with undici): no HTTP library, no
+ * per-event parsing; it follows the chunked framing to find the end of each response,
+ * notes when the first content event arrives (TTFT) and reads the exact token count from
+ * the final usage event.
  */
-async function serverRun(url: string, serverPid: number, concurrency: number): Promise<RunResult> {
+class BenchConnection {
+  private socket: Socket | undefined;
+  private onData: ((chunk: Buffer) => void) | undefined;
+
+  constructor(private readonly port: number) {}
+
+  private connect(): Promise<Socket> {
+    if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
+    return new Promise((resolve, reject) => {
+      const socket = createConnection({ host: '127.0.0.1', port: this.port, noDelay: true }, () => resolve(socket));
+      socket.on('error', reject);
+      socket.on('data', (chunk: Buffer) => this.onData?.(chunk));
+      this.socket = socket;
+    });
+  }
+
+  /** Sends one streamed chat completion; resolves with the first-content time and the completion tokens. */
+  async stream(body: string): Promise<{ first: number; tokens: number }> {
+    const socket = await this.connect();
+    return new Promise((resolve, reject) => {
+      let head = '';
+      let inBody = false;
+      let chunkLeft = -1; // bytes left in the current chunk (+2 for its CRLF); -1 = expecting a size line
+      let sizeLine = '';
+      let first: number | undefined;
+      let tail = '';
+      this.onData = (buf: Buffer) => {
+        let at = 0;
+        if (!inBody) {
+          head += buf.toString('latin1');
+          const end = head.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          if (!head.startsWith('HTTP/1.1 200')) { reject(new Error(head.slice(0, 200))); return; }
+          inBody = true;
+          at = buf.length - (head.length - end - 4);
+        }
+        while (at < buf.length) {
+          if (chunkLeft < 0) {
+            const nl = buf.indexOf(10, at);
+            if (nl < 0) { sizeLine += buf.toString('latin1', at); return; }
+            sizeLine += buf.toString('latin1', at, nl);
+            const size = parseInt(sizeLine, 16);
+            sizeLine = '';
+            at = nl + 1;
+            if (size === 0) {
+              const usage = /"usage":\{"prompt_tokens":\d+,"completion_tokens":(\d+)/.exec(tail);
+              this.onData = undefined;
+              resolve({ first: first!, tokens: Number(usage?.[1] ?? 0) });
+              return;
+            }
+            chunkLeft = size + 2;
+            continue;
+          }
+          const take = Math.min(chunkLeft, buf.length - at);
+          if (first === undefined && buf.indexOf('"content":"', at) >= 0 && /"content":"[^"]/.test(buf.toString('latin1', at, at + take))) first = performance.now();
+          // The usage event is in the last chunk: keep only the end of the stream.
+          tail = (tail.length > 4096 ? tail.slice(-2048) : tail) + buf.toString('latin1', at, at + take);
+          at += take;
+          chunkLeft -= take;
+          if (chunkLeft === 0) chunkLeft = -1;
+        }
+      };
+      socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    });
+  }
+
+  close(): void {
+    this.socket?.destroy();
+  }
+}
+
+async function serverRun(connections: BenchConnection[], serverPid: number, concurrency: number): Promise<RunResult> {
   const client0 = selfCpuMs();
   const server0 = processCpuMs(serverPid);
   const started = performance.now();
   const ttfts: number[] = [];
   let tokens = 0;
   const body = JSON.stringify({ model: 'local', messages: [{ role: 'user', content: PROMPT }], max_tokens: MAX_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true } });
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    const res = await request(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-    let first: number | undefined;
-    let tail = '';
-    for await (const chunk of res.body) {
-      const text = (chunk as Buffer).toString('latin1');
-      if (first === undefined && /"content":"[^"]/.test(text)) first = performance.now();
-      tail = (tail + text).slice(-2048);
-    }
-    const usage = /"usage":\{"prompt_tokens":\d+,"completion_tokens":(\d+)/.exec(tail);
-    tokens += Number(usage?.[1] ?? 0);
-    ttfts.push(first! - started);
+  await Promise.all(connections.slice(0, concurrency).map(async (connection) => {
+    const r = await connection.stream(body);
+    if (r.tokens !== MAX_TOKENS || r.first === undefined) throw new Error(`server run: ${r.tokens} tokens, first content ${String(r.first)}`);
+    tokens += r.tokens;
+    ttfts.push(r.first - started);
   }));
   const elapsed = performance.now() - started;
   return { tokensPerSecond: (tokens * 1000) / elapsed, ttftMs: median(ttfts), cpuMsPer1kTokens: ((processCpuMs(serverPid) - server0) * 1000) / tokens, clientCpuMsPer1kTokens: ((selfCpuMs() - client0) * 1000) / tokens };
@@ -135,18 +203,19 @@ export async function benchLocalBackend(): Promise<Record<string, number | strin
   const chatWrapper = probe.chatWrapper;
   probe.dispose({ disposeSequence: false });
   const server = await startServerProcess();
+  const connections = Array.from({ length: SEQUENCES }, () => new BenchConnection(Number(new URL(server.url).port)));
   const report: Record<string, number | string> = { model: 'switchyard-tiny-llama (F32, 64 wide, CPU, threads 1)', max_tokens: MAX_TOKENS };
   try {
     // Warm both paths once (first-use allocations, JIT).
     await directRun(sequences, chatWrapper, 1);
-    await serverRun(server.url, server.pid, 1);
+    await serverRun(connections, server.pid, 1);
     for (const concurrency of [1, 4]) {
       const direct: RunResult[] = [];
       const http: RunResult[] = [];
       for (let i = 0; i < PAIRS; i++) {
         // Alternate which side goes first, so drift in machine load hits both alike.
         if (i % 2 === 0) direct.push(await directRun(sequences, chatWrapper, concurrency));
-        http.push(await serverRun(server.url, server.pid, concurrency));
+        http.push(await serverRun(connections, server.pid, concurrency));
         if (i % 2 === 1) direct.push(await directRun(sequences, chatWrapper, concurrency));
       }
       const pick = (rs: RunResult[]) => ({ tps: median(rs.map((r) => r.tokensPerSecond)), ttft: median(rs.map((r) => r.ttftMs)), cpu: median(rs.map((r) => r.cpuMsPer1kTokens)), client: median(rs.map((r) => r.clientCpuMsPer1kTokens)) });
@@ -166,6 +235,7 @@ export async function benchLocalBackend(): Promise<Record<string, number | strin
       });
     }
   } finally {
+    for (const c of connections) c.close();
     server.stop();
     await context.dispose();
     await model.dispose();
