@@ -235,18 +235,14 @@ describe.skipIf(!hasPrometheus)('Grafana panel queries against a real Prometheus
     await mock?.close();
   });
 
-  /**
-   * Panels that plain chat traffic (JSON and streamed, one key) must feed on the real gateway.
-   * Not yet listed: 'USD per hour by model' / 'USD per hour by key' — gateway/routing/cost.ts
-   * recordCost() is not called by the request path yet, so switchyard_cost_usd_total stays
-   * empty; add them here once it is wired.
-   */
+  /** Panels that plain chat traffic (JSON and streamed, one key, a priced alias) must feed on the real gateway. */
   const CORE_PANELS = [
     'Requests per second', '5xx error rate', 'p99 latency', 'p99 time to first token', 'Requests per second by model',
     'Requests per second by status', 'Request latency p50 / p99', 'Time to first token p50 / p99', 'p99 latency by model',
     'Upstream p99 by backend', 'Gateway overhead p50 / p99', 'In-flight requests', 'Tokens per second by model and type',
     'Model distribution', 'Gateway replicas up', 'CPU (cores) per replica',
     'Resident memory per replica', 'Event-loop lag', 'V8 heap used', 'CPU seconds per request',
+    'USD per hour by model', 'USD per hour by key',
   ];
 
   it('return data from the real gateway, driven with chat traffic, for the core panels', async () => {
