@@ -3,7 +3,9 @@
  * transport. One per streamed request. Pushed text is coalesced: deliveries are at least
  * `minIntervalMs` apart (the first one and the end are never delayed), and each delivery
  * is everything pushed since the previous one, as one string, so a fast model costs one
- * socket write per few tokens and one allocation per write instead of per token.
+ * socket write per few tokens and one allocation per write instead of per token. With a
+ * shared FlushTick (flush-tick.ts), text that must wait goes out at the tick all streams
+ * share, so the writes of concurrent streams leave together.
  *
  * Two ways to read it:
  * - attach(sink): push-based, no Promise per delivery (the standalone server; per-token
@@ -13,6 +15,7 @@
  * A reader that stops early (`cancel()`, or the iterator's `return()`, e.g. the client went
  * away) triggers `onCancel`, which aborts the generation and frees its sequence.
  */
+import type { FlushTick } from './flush-tick.js';
 
 /** The push-based reader: the standalone server's response. */
 export interface TextSink {
@@ -38,6 +41,8 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
 
   private lastDelivery = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
+  /** Registered with the shared tick. */
+  private ticked = false;
   /** Pull mode: a delivery is due and waits for the reader's next(). */
   private ready = false;
   private wake: (() => void) | undefined;
@@ -49,8 +54,11 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
   /**
    * `minIntervalMs`: deliveries to the reader are at least this far apart (the first one
    * and the end are never delayed). A model slower than the interval sees no delay at all.
+   * `tick` (optional, shared by all streams of a handler): text that must wait goes out at
+   * the shared tick instead of a timer of its own, so a delivery may follow the previous
+   * one sooner than `minIntervalMs` (at most once per tick), but never later.
    */
-  constructor(private readonly onCancel: () => void, private readonly minIntervalMs = 0) {
+  constructor(private readonly onCancel: () => void, private readonly minIntervalMs = 0, private readonly tick?: FlushTick) {
     this.started = new Promise<void>((resolve, reject) => { this.settleStarted = { resolve, reject }; });
     this.started.catch(() => {});
   }
@@ -62,9 +70,15 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
       this.pushedAny = true;
       this.settleStarted.resolve();
     }
-    if (this.timer !== undefined || this.ready || this.sinkFull) return;
+    if (this.waiting() || this.ready || this.sinkFull) return;
     const wait = this.lastDelivery + this.minIntervalMs - performance.now();
-    if (wait <= 0) this.deliver();
+    const tick = this.tick;
+    if (tick) {
+      // Immediate only for the first delivery, or a slow stream while no other stream waits
+      // (else it joins the pending tick: writes of all streams leave together).
+      if (this.lastDelivery === Number.NEGATIVE_INFINITY || (wait <= 0 && !tick.armed)) this.deliver();
+      else { this.ticked = true; tick.schedule(this.onTimer); }
+    } else if (wait <= 0) this.deliver();
     else this.timer = setTimeout(this.onTimer, wait);
   }
 
@@ -88,7 +102,7 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
     this.sink = sink;
     this.ready = false;
     if (this.finished) this.finish();
-    else if (this.pending !== '' && this.timer === undefined) this.deliver();
+    else if (this.pending !== '' && !this.waiting()) this.deliver();
   }
 
   /** Push mode: the sink drained after write() returned false. */
@@ -96,12 +110,12 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
     if (!this.sinkFull) return;
     this.sinkFull = false;
     if (this.finished) this.finish();
-    else if (this.pending !== '' && this.timer === undefined) this.deliver();
+    else if (this.pending !== '' && !this.waiting()) this.deliver();
   }
 
   /** The reader went away: stop the generation, drop what is buffered. */
   cancel(): void {
-    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    this.stopWaiting();
     this.pending = '';
     this.sinkEnded = true;
     if (this.finished) return;
@@ -111,8 +125,18 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
 
   private readonly onTimer = (): void => {
     this.timer = undefined;
+    this.ticked = false;
     this.deliver();
   };
+
+  private waiting(): boolean {
+    return this.timer !== undefined || this.ticked;
+  }
+
+  private stopWaiting(): void {
+    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    if (this.ticked) { this.ticked = false; this.tick!.unschedule(this.onTimer); }
+  }
 
   private deliver(): void {
     const sink = this.sink;
@@ -130,7 +154,7 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
 
   /** After end/fail: the rest goes out at once (the sink's backpressure is advisory: it buffers). */
   private finish(): void {
-    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    this.stopWaiting();
     const sink = this.sink;
     if (!sink) {
       this.wakeReader();

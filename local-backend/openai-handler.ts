@@ -9,6 +9,7 @@ import type { ChatModelFunctions, GbnfJsonSchema, LlamaContextSequence, LlamaGra
 import type { z } from 'zod';
 import { GatewayError, toOpenAIError } from '../gateway/errors.js';
 import { AsyncChannel } from './async-channel.js';
+import { createFlushTick } from './flush-tick.js';
 import { toChatHistory, toFunctions } from './chat-messages.js';
 import type { LoadedModel, LocalEngine } from './engine.js';
 import { generateChat, generateCompletion, type GenerationResult, type SamplingParams } from './generate.js';
@@ -32,7 +33,8 @@ export interface HandlerOptions {
 
 /**
  * Streamed tokens are handed to the transport at most every 16 ms (the first token and the
- * end at once; at least 60 deliveries a second, below what a reader notices). A loopback
+ * end at once; at least 60 deliveries a second, below what a reader notices), at one tick
+ * shared by all streams of the handler (flush-tick.ts). A loopback
  * socket write costs the event loop ~50 µs, which at 4 ms meant ~10 µs per token of a
  * fast model at 4 concurrent streams (loadtest/bench/local-backend.ts); a model slower
  * than ~60 tokens/s per stream is unaffected.
@@ -105,6 +107,8 @@ async function grammarFor(req: ChatRequest, loaded: LoadedModel, functions: Chat
 
 export function createOpenAIHandler(engine: LocalEngine, opts: HandlerOptions = {}): OpenAIHandler {
   const created = Math.floor(Date.now() / 1000);
+  /** One per handler, so one per server: the writes of all streams leave in one pass. */
+  const flushTick = createFlushTick(STREAM_COALESCE_MS);
   const metaFor = (prefix: string, model: string | undefined): ResponseMeta => ({ id: newId(prefix), created: Math.floor(Date.now() / 1000), model: model ?? engine.options.modelId });
 
   /**
@@ -139,7 +143,7 @@ export function createOpenAIHandler(engine: LocalEngine, opts: HandlerOptions = 
       }
     }
 
-    const channel = new AsyncChannel(() => ac.abort(new Error('client stopped reading')), STREAM_COALESCE_MS);
+    const channel = new AsyncChannel(() => ac.abort(new Error('client stopped reading')), STREAM_COALESCE_MS, flushTick);
     let startSent = false;
     const onText = (t: string) => {
       if (t.length === 0) return;
