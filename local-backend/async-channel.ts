@@ -56,7 +56,8 @@ export class AsyncChannel implements AsyncIterable<Uint8Array> {
    * and the end are never delayed). A model slower than the interval sees no delay at all.
    * `tick` (optional, shared by all streams of a handler): text that must wait goes out at
    * the shared tick instead of a timer of its own, so a delivery may follow the previous
-   * one sooner than `minIntervalMs` (at most once per tick), but never later.
+   * one sooner than `minIntervalMs`, and a push waits at most one tick; a slow stream is
+   * written at once only while no other stream waits for the tick.
    */
   constructor(private readonly onCancel: () => void, private readonly minIntervalMs = 0, private readonly tick?: FlushTick) {
     this.started = new Promise<void>((resolve, reject) => { this.settleStarted = { resolve, reject }; });
