@@ -220,6 +220,14 @@ describe.each(['uws', 'node'] as const)('the gateway on %s', (serverKind) => {
     expect((err as InstanceType<typeof OpenAI.APIError>).message).toContain('upstream says no');
   });
 
+  it('never relays the provider key, even when the upstream echoes it in an error', async () => {
+    mock.enqueue({ status: 401, errorBody: { error: { message: 'Incorrect API key provided: sk-upstream-secret.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } } });
+    const err = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
+    expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(401);
+    expect((err as Error).message).toContain('Incorrect API key provided: [redacted].');
+    expect(JSON.stringify((err as InstanceType<typeof OpenAI.APIError>).error)).not.toContain('sk-upstream-secret');
+  });
+
   it('answers 502 when the upstream is unreachable and 504 when it hangs', async () => {
     const unreachable = await client.chat.completions.create({ model: 'dead-model', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
     expect((unreachable as InstanceType<typeof OpenAI.APIError>).status).toBe(502);

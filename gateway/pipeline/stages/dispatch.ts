@@ -63,6 +63,16 @@ function queueTokens(ctx: RequestContext): number {
   return ctx.promptTokensEstimate ?? Math.ceil(ctx.rawBody.length / 4);
 }
 
+/**
+ * Upstream error bodies are relayed to the client; some providers echo the credential
+ * they were given ("Incorrect API key provided: ..."). The gateway's own key never
+ * leaves: any verbatim occurrence is masked before the body is relayed.
+ */
+function scrubSecret(body: Buffer, secret: string | undefined): Buffer {
+  if (!secret || secret.length < 8 || !body.includes(secret)) return body;
+  return Buffer.from(body.toString('utf8').split(secret).join('[redacted]'));
+}
+
 /** Usage when the backend reported none (counted only then: tokenizing costs). */
 function estimatedUsage(ctx: RequestContext, contentChars: number): Usage {
   const prompt = estimatePromptTokens(ctx);
@@ -161,7 +171,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       ctx.upstreamNs += process.hrtime.bigint() - t0;
       setVerdict(isBackendFailure(upstream.status) ? 'failure' : 'success');
       metrics.upstreamErrors.labels(name, upstream.status >= 500 ? 'http_5xx' : upstream.status === 429 ? 'http_429' : 'http_4xx').inc();
-      const t = translator.translateError(upstream.status, body);
+      const t = translator.translateError(upstream.status, scrubSecret(body, target.backend.api_key));
       const headers: Record<string, string> = {};
       const ra = upstream.headers['retry-after'];
       if (ra) headers['retry-after'] = Array.isArray(ra) ? ra[0] : ra;
