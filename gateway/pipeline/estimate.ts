@@ -10,13 +10,6 @@ import { createTokenCounter, type TokenCounter } from '../tokens/token-counter.j
 /** One counter per config generation (exact OpenAI encodings where the model has one). */
 const counters = new WeakMap<Config, TokenCounter>();
 
-const CJK = /[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]/g;
-
-export function estimateTextTokens(text: string, cjkPerChar = 1.5, otherPerChar = 0.25): number {
-  const cjk = text.match(CJK)?.length ?? 0;
-  return Math.ceil(cjk * cjkPerChar + (text.length - cjk) * otherPerChar);
-}
-
 export function estimatePromptTokens(ctx: RequestContext): number {
   if (ctx.promptTokensEstimate !== undefined) return ctx.promptTokensEstimate;
   let counter = counters.get(ctx.config);

@@ -66,20 +66,6 @@ export interface MockUpstream {
   close(): Promise<void>;
 }
 
-/** Hashed bag-of-words vectors: paraphrases land near each other, unrelated text does not. */
-export function mockEmbedding(text: string, dim = 64): number[] {
-  const v = new Array<number>(dim).fill(0);
-  const words = text.toLowerCase().replace(/[^\p{L}\p{N}\s]/gu, ' ').split(/\s+/).filter(Boolean);
-  for (const w0 of words) {
-    const w = w0.length > 3 && w0.endsWith('s') ? w0.slice(0, -1) : w0;
-    let h = 2166136261;
-    for (let i = 0; i < w.length; i++) h = Math.imul(h ^ w.charCodeAt(i), 16777619);
-    v[(h >>> 0) % dim] += 1;
-  }
-  const n = Math.hypot(...v) || 1;
-  return v.map((x) => x / n);
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function readBody(req: IncomingMessage): Promise<string> {
