@@ -20,6 +20,7 @@ import { createStores } from './stores/create-stores.js';
 import { createCacheParts } from './cache/parts.js';
 import { createEmbedder } from './cache/embed-through-backends.js';
 import { buildGeneration, closeGeneration, type Carried, type Generation } from './generation.js';
+import { RequestCancellation } from './upstream/cancellation.js';
 import { handleAdminListKeys, handleAdminResetKey, handleUsage, type ApiResponse } from './usage-api.js';
 
 export interface GatewayOptions {
@@ -87,7 +88,6 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
 
   function newContext(req: HttpRequest, res: HttpResponse, body: Buffer, g: Generation, endpoint: Endpoint): RequestContext {
     const incoming = req.headers['x-request-id'];
-    const ac = new AbortController();
     return {
       id: incoming && REQUEST_ID_RE.test(incoming) ? incoming : randomUUID(),
       startNs: process.hrtime.bigint(),
@@ -95,7 +95,7 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
       res,
       rawBody: body,
       config: g.deps.config,
-      abort: ac,
+      abort: new RequestCancellation(),
       endpoint,
       body: undefined as unknown as Record<string, unknown>,
       bodyChanged: false,

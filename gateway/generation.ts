@@ -14,6 +14,7 @@ import { createBackendClient, createTranslator } from './providers/registry.js';
 import type { Translator } from './providers/types.js';
 import type { Stores } from './stores/types.js';
 import type { BackendClient } from './upstream/types.js';
+import { cancellationFromSignal } from './upstream/cancellation.js';
 import { createRouter } from './routing/router.js';
 import { createPriceTable } from './routing/cost.js';
 import { createCircuitBreaker, startActiveHealthCheck, type ActiveHealthCheck, type CircuitBreaker } from './upstream/circuit-breaker.js';
@@ -94,7 +95,7 @@ async function assembleGeneration(
         startActiveHealthCheck(
           breaker,
           async (signal) => {
-            const r = await client.request({ method: 'GET', path: '/models', headers: cfg.api_key ? { authorization: `Bearer ${cfg.api_key}` } : {} }, { signal });
+            const r = await client.request({ method: 'GET', path: '/models', headers: cfg.api_key ? { authorization: `Bearer ${cfg.api_key}` } : {} }, { cancel: cancellationFromSignal(signal) });
             await r.dump();
             if (r.status >= 500) throw new Error(`health check answered ${r.status}`);
           },

@@ -63,10 +63,10 @@ export function createLlamaCppBackendClient(name: string, cfg: BackendConfig, op
       const { model } = await engine.load();
       return model.tokenize(text).length;
     },
-    async request(req: UpstreamRequest, { signal }: RequestOptions): Promise<UpstreamResponse> {
+    async request(req: UpstreamRequest, { cancel }: RequestOptions): Promise<UpstreamResponse> {
       let res;
       try {
-        res = await handle(req.path, parseBody(req.body), signal);
+        res = await handle(req.path, parseBody(req.body), cancel.signal);
       } catch (err) {
         res = errorResponse(err);
       }

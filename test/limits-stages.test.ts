@@ -16,6 +16,7 @@ import { createMemoryBudgets } from '../gateway/stores/budgets/memory-budgets.js
 import { createMemoryLimits } from '../gateway/stores/limits/memory-limits.js';
 import { formatResetDuration } from '../gateway/stores/limits/request-rules.js';
 import type { Usage } from '../gateway/providers/types.js';
+import { RequestCancellation } from '../gateway/upstream/cancellation.js';
 
 function deps(raw: Record<string, unknown>): GatewayDeps {
   return { config: ConfigSchema.parse(raw), metrics: createMetrics({ defaultMetrics: false }), logger: createLogger({ level: 'silent' }) } as unknown as GatewayDeps;
@@ -26,7 +27,7 @@ function ctxFor(config: Config, keyId: string | undefined, body: Record<string, 
   const model = config.models[alias];
   return {
     id: 't', config, endpoint: 'chat', body, bodyChanged: false, modelAlias: alias, stream: false, candidates: [],
-    key: config.keys.find((k) => k.id === keyId), abort: new AbortController(), res: { aborted: false },
+    key: config.keys.find((k) => k.id === keyId), abort: new RequestCancellation(), res: { aborted: false },
     target: { alias, model, backendName: model.backend, backend: {} },
     responseHeaders: {}, status: 0, upstreamNs: 0n, onEnd: [], locals: {},
   } as unknown as RequestContext;

@@ -8,6 +8,7 @@ import { Registry } from 'prom-client';
 import { createLlamaCppBackendClient, type LlamaCppBackendClient } from '../local-backend/in-process-client.js';
 import type { LocalServer } from '../local-backend/server.js';
 import type { UpstreamResponse } from '../gateway/upstream/types.js';
+import { cancellationFromSignal } from '../gateway/upstream/cancellation.js';
 import { startTinyLocalServer, tinyLlamaBackend } from './support/tiny-model.js';
 
 const messages = [{ role: 'user', content: 'Tell me a story.' }];
@@ -20,7 +21,7 @@ async function readAll(res: UpstreamResponse): Promise<string> {
 }
 
 function post(client: LlamaCppBackendClient, path: string, body: unknown, signal = new AbortController().signal) {
-  return client.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }, { signal });
+  return client.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }, { cancel: cancellationFromSignal(signal) });
 }
 
 async function until(check: () => boolean, ms = 2000): Promise<void> {
@@ -74,12 +75,12 @@ describe('the in-process llama-cpp backend client', () => {
   it('serves embeddings and the model list', async () => {
     const emb = JSON.parse(await readAll(await post(client, '/embeddings', { model: 'local-embed', input: 'hi' })));
     expect(emb.data[0].embedding).toHaveLength(64);
-    const models = await client.request({ method: 'GET', path: '/models', headers: {} }, { signal: new AbortController().signal });
+    const models = await client.request({ method: 'GET', path: '/models', headers: {} }, { cancel: cancellationFromSignal(new AbortController().signal) });
     expect(JSON.parse(await readAll(models)).data[0].id).toBe('switchyard-tiny-llama');
   });
 
   it('answers bad input with OpenAI-shaped errors', async () => {
-    const bad = await client.request({ method: 'POST', path: '/chat/completions', headers: {}, body: '{nope' }, { signal: new AbortController().signal });
+    const bad = await client.request({ method: 'POST', path: '/chat/completions', headers: {}, body: '{nope' }, { cancel: cancellationFromSignal(new AbortController().signal) });
     expect(bad.status).toBe(400);
     expect(JSON.parse(await readAll(bad)).error.code).toBe('invalid_json');
     const unknown = await post(client, '/nope', {});

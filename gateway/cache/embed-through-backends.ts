@@ -4,6 +4,7 @@
  * translators (so a local model, OpenAI or any compatible server can embed).
  */
 import { GatewayError } from '../errors.js';
+import { cancellationFromSignal } from '../upstream/cancellation.js';
 import type { GatewayDeps } from '../pipeline/deps.js';
 import type { EmbedFn } from './parts.js';
 
@@ -30,7 +31,7 @@ export function createEmbedder(current: () => GatewayDeps): EmbedFn {
       backend,
       apiKey: backend.api_key,
     });
-    const res = await client.request(req, { signal: AbortSignal.timeout(EMBED_TIMEOUT_MS) });
+    const res = await client.request(req, { cancel: cancellationFromSignal(AbortSignal.timeout(EMBED_TIMEOUT_MS)) });
     const chunks: Uint8Array[] = [];
     for await (const c of res.body) chunks.push(c);
     const textBody = Buffer.concat(chunks).toString('utf8');

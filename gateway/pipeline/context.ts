@@ -5,6 +5,7 @@
 import type { Config, KeyConfig, ModelConfig, RouteConfig, BackendConfig } from '../config/schema.js';
 import type { Endpoint, Usage } from '../providers/types.js';
 import type { HttpRequest, HttpResponse } from '../server/types.js';
+import type { RequestCancellation } from '../upstream/cancellation.js';
 
 export interface Target {
   alias: string;
@@ -23,7 +24,7 @@ export interface RequestContext {
   /** The config snapshot this request started on (hot reload never changes it mid-request). */
   readonly config: Config;
   /** Aborted when the client disconnects. */
-  readonly abort: AbortController;
+  readonly abort: RequestCancellation;
 
   endpoint: Endpoint;
   /** Parsed client body; set by parseRequest. */

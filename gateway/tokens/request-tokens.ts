@@ -69,7 +69,7 @@ export function usedTokens(ctx: RequestContext, admitted: { prompt: number; comp
   if (ctx.usage) return { prompt: ctx.usage.prompt_tokens, completion: ctx.usage.completion_tokens, source: 'actual' };
   const reachedBackend = ctx.upstreamNs > 0n || ctx.firstByteNs !== undefined;
   if (!reachedBackend) return { prompt: 0, completion: 0, source: 'none' };
-  const cut = ctx.abort.signal.aborted || ctx.res.aborted || (ctx.streamOutcome !== undefined && ctx.streamOutcome !== 'complete');
+  const cut = ctx.abort.aborted || ctx.res.aborted || (ctx.streamOutcome !== undefined && ctx.streamOutcome !== 'complete');
   if (cut) return { ...admitted, source: 'worst_case' };
   return { prompt: 0, completion: 0, source: 'none' };
 }

@@ -3,6 +3,7 @@
  * created once at start-up (or reload) and shared by all requests.
  */
 import type { UpstreamRequest } from '../providers/types.js';
+import type { Cancellation } from './cancellation.js';
 
 export interface UpstreamResponse {
   status: number;
@@ -16,7 +17,8 @@ export interface UpstreamResponse {
 }
 
 export interface RequestOptions {
-  signal: AbortSignal;
+  /** Cancelled when the client goes away (or a caller's deadline passes): stop the upstream work. */
+  cancel: Cancellation;
   /** Per-request override of the backend's timeout (route timeout_ms). */
   timeoutMs?: number;
 }

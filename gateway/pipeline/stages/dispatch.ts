@@ -149,14 +149,14 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     /** A connect/reset/timeout before the answer was complete: counted, judged, maybe retried. */
     const networkFailure = (err: unknown): AttemptFailure => {
       ctx.upstreamNs += process.hrtime.bigint() - t0;
-      const c = classifyUpstreamError(err, ctx.abort.signal.aborted);
+      const c = classifyUpstreamError(err, ctx.abort.aborted);
       metrics.upstreamErrors.labels(name, c.reason).inc();
       if (c.reason !== 'aborted') setVerdict('failure');
       return new AttemptFailure(c.error, c.retryable ? 'retry' : 'fatal');
     };
     let upstream: UpstreamResponse;
     try {
-      upstream = await client.request(upReq, { signal: ctx.abort.signal, timeoutMs: ctx.route?.timeout_ms });
+      upstream = await client.request(upReq, { cancel: ctx.abort, timeoutMs: ctx.route?.timeout_ms });
     } catch (err) {
       throw networkFailure(err);
     }
@@ -243,7 +243,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       }
       const attempts = 1 + (policy?.attempts ?? 0);
       for (let a = 0; a < attempts; a++) {
-        if (ctx.abort.signal.aborted) throw lastError ?? new GatewayError('upstream_unreachable', { message: 'The client went away.' });
+        if (ctx.abort.aborted) throw lastError ?? new GatewayError('upstream_unreachable', { message: 'The client went away.' });
         try {
           await attempt(ctx, target);
           return;
