@@ -20,6 +20,7 @@ import type { z } from 'zod';
 import type { AdmissionSchema, Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import type { Cancellation } from './cancellation.js';
 
 export type AdmissionConfig = z.infer<typeof AdmissionSchema>;
 
@@ -31,8 +32,8 @@ export interface AdmissionTicket {
 export interface AcquireOptions {
   /** Estimated prompt tokens + max tokens of this request. */
   tokens: number;
-  /** The client's abort signal: a waiter whose client left is dropped from the queue. */
-  signal?: AbortSignal;
+  /** The client's cancellation: a waiter whose client left is dropped from the queue. */
+  cancel?: Cancellation;
 }
 
 export interface AdmissionController {
@@ -52,11 +53,15 @@ interface Waiter {
   resolve: (t: AdmissionTicket) => void;
   reject: (e: unknown) => void;
   timer: NodeJS.Timeout;
-  signal?: AbortSignal;
-  onAbort?: () => void;
 }
 
 type Gauges = Pick<Metrics, 'queueDepth' | 'tokenQueueDepth'>;
+
+function clientGone(): Error {
+  const e = new Error('The client went away while queued.');
+  e.name = 'AbortError';
+  return e;
+}
 
 export function createAdmission(backend: string, cfg: AdmissionConfig | undefined, metrics: Gauges, opts: AdmissionOptions = {}): AdmissionController {
   const now = opts.now ?? Date.now;
@@ -107,7 +112,6 @@ export function createAdmission(backend: string, cfg: AdmissionConfig | undefine
   function remove(w: Waiter): void {
     queue.delete(w);
     clearTimeout(w.timer);
-    if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort);
     tokens -= w.tokens;
   }
 
@@ -130,8 +134,8 @@ export function createAdmission(backend: string, cfg: AdmissionConfig | undefine
     get tokens() {
       return tokens;
     },
-    acquire({ tokens: n, signal }) {
-      if (signal?.aborted) return Promise.reject(signal.reason);
+    acquire({ tokens: n, cancel }) {
+      if (cancel?.aborted) return Promise.reject(clientGone());
       if (inflight < max && queue.size === 0) {
         tokens += n;
         const t = admit(n);
@@ -146,21 +150,18 @@ export function createAdmission(backend: string, cfg: AdmissionConfig | undefine
           tokens: n,
           resolve,
           reject,
-          signal,
           timer: setTimeout(() => {
             remove(w);
             publish();
             reject(new GatewayError('queue_timeout', { headers: retryAfter(), message: `Timed out after ${timeoutMs} ms waiting for backend '${backend}'.` }));
           }, timeoutMs),
         };
-        if (signal) {
-          w.onAbort = () => {
-            remove(w);
-            publish();
-            reject(signal.reason);
-          };
-          signal.addEventListener('abort', w.onAbort, { once: true });
-        }
+        cancel?.onAbort(() => {
+          if (!queue.has(w)) return; // admitted or timed out already
+          remove(w);
+          publish();
+          reject(clientGone());
+        });
         queue.add(w);
         tokens += n;
         publish();

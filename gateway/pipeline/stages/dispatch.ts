@@ -111,7 +111,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     try {
       if (admission) {
         try {
-          ticket = await admission.acquire({ tokens: queueTokens(ctx) + maxTokens(ctx, target), signal: ctx.abort.signal });
+          ticket = await admission.acquire({ tokens: queueTokens(ctx) + maxTokens(ctx, target), cancel: ctx.abort });
         } catch (err) {
           throw new AttemptFailure(err, 'next');
         }
