@@ -75,3 +75,22 @@ export function createLogger(opts: { level?: string; file?: string; destination?
     dest,
   );
 }
+
+/**
+ * Writes access lines (ACCESS_LOG_MSG) to the logger's destination in pino's own line
+ * format — level label, ISO time, the logger's bindings, the fields, msg — with one
+ * JSON.stringify of the fields. pino's generic per-value serialisation cost ~5 µs per
+ * request; the caller builds the fields from non-secret values only (no headers, no
+ * bodies, no keys), so the redaction pass is not needed for them.
+ */
+export function createAccessLineWriter(logger: Logger): (level: 'info' | 'error', fields: Record<string, unknown>) => void {
+  const stream = (logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym];
+  const bindings = String((logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? '');
+  const tail = `,"msg":${JSON.stringify(ACCESS_LOG_MSG)}}\n`;
+  return (level, fields) => {
+    if (!logger.isLevelEnabled(level)) return;
+    const json = JSON.stringify(fields);
+    const body = json.length > 2 ? `,${json.slice(1, -1)}` : '';
+    stream.write(`{"level":"${level}","time":"${new Date().toISOString()}"${bindings}${body}${tail}`);
+  };
+}
