@@ -31,29 +31,54 @@ export const REDACT_PATHS = [
 export const ACCESS_LOG_MSG = 'request';
 
 /**
- * Access lines are buffered up to LOG_BUFFER_BYTES before a write (one write syscall per
- * line cost ~20 µs per request) and flushed at least every LOG_FLUSH_MS; every other
- * line (start-up, warnings, errors, state changes) is written at once. Writes are
- * synchronous, pino's own default: no thread-pool round trip, and nothing is lost on exit.
+ * Access lines are buffered here up to LOG_BUFFER_BYTES and written in one synchronous
+ * write (one write syscall per line cost ~20 µs per request), at least every
+ * LOG_FLUSH_MS and before any other line, so the file keeps its order; every other line
+ * (start-up, warnings, errors, state changes) is written at once. The buffer is ours, not
+ * sonic-boom's minLength: sonic-boom measures the byte length of its whole pending string
+ * on every write, which flattened and copied the buffer once per line.
+ * Writes are synchronous, pino's own default: no thread-pool round trip, and nothing is
+ * lost on exit.
  */
-const LOG_BUFFER_BYTES = 4096;
+const LOG_BUFFER_BYTES = 16 * 1024;
 const LOG_FLUSH_MS = 1000;
+
+class AccessBuffer {
+  private parts: string[] = [];
+  private size = 0;
+  constructor(private readonly stream: { write(s: string): unknown }) {}
+  push(line: string): void {
+    this.parts.push(line);
+    this.size += line.length;
+    if (this.size >= LOG_BUFFER_BYTES) this.flush();
+  }
+  flush(): void {
+    if (this.parts.length === 0) return;
+    const text = this.parts.length === 1 ? this.parts[0] : this.parts.join('');
+    this.parts = [];
+    this.size = 0;
+    try {
+      this.stream.write(text);
+    } catch {
+      /* the destination is not open yet or gone: logging never takes the gateway down */
+    }
+  }
+}
+
+/** The access-line buffer of a destination made by createLogger (none for a caller's own destination). */
+const accessBuffers = new WeakMap<object, AccessBuffer>();
 
 export function createLogger(opts: { level?: string; file?: string; destination?: DestinationStream } = {}): Logger {
   let dest = opts.destination;
-  let flushNow: (() => void) | undefined;
+  let access: AccessBuffer | undefined;
   if (!dest) {
     const toFile = opts.file !== undefined;
-    const boom = pino.destination({ dest: opts.file ?? 1, sync: true, mkdir: toFile, minLength: LOG_BUFFER_BYTES });
-    flushNow = () => {
-      try {
-        boom.flush();
-      } catch {
-        /* the destination is not open yet */
-      }
-    };
-    setInterval(flushNow, LOG_FLUSH_MS).unref();
-    process.once('exit', flushNow);
+    const boom = pino.destination({ dest: opts.file ?? 1, sync: true, mkdir: toFile });
+    const buffer = (access = new AccessBuffer(boom));
+    accessBuffers.set(boom, buffer);
+    const flush = () => buffer.flush();
+    setInterval(flush, LOG_FLUSH_MS).unref();
+    process.once('exit', flush);
     dest = boom;
   }
   return pino(
@@ -63,11 +88,12 @@ export function createLogger(opts: { level?: string; file?: string; destination?
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      ...(flushNow && {
+      ...(access && {
         hooks: {
           logMethod(args, method) {
+            // Buffered access lines first: the file stays in time order.
+            access!.flush();
             method.apply(this, args);
-            if (args[1] !== ACCESS_LOG_MSG) flushNow!();
           },
         },
       }),
@@ -77,20 +103,23 @@ export function createLogger(opts: { level?: string; file?: string; destination?
 }
 
 /**
- * Writes access lines (ACCESS_LOG_MSG) to the logger's destination in pino's own line
- * format — level label, ISO time, the logger's bindings, the fields, msg — with one
- * JSON.stringify of the fields. pino's generic per-value serialisation cost ~5 µs per
- * request; the caller builds the fields from non-secret values only (no headers, no
- * bodies, no keys), so the redaction pass is not needed for them.
+ * Writes access lines (ACCESS_LOG_MSG) in pino's own line format — level label, ISO
+ * time, the logger's bindings, the fields, msg — with one JSON.stringify of the fields,
+ * into the destination's access buffer (or straight to a caller's own destination).
+ * pino's generic per-value serialisation cost ~5 µs per request; the caller builds the
+ * fields from non-secret values only (no headers, no bodies, no keys), so the
+ * redaction pass is not needed for them.
  */
 export function createAccessLineWriter(logger: Logger): (level: 'info' | 'error', fields: Record<string, unknown>) => void {
   const stream = (logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym];
+  const buffer = accessBuffers.get(stream);
   const bindings = String((logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? '');
   const tail = `,"msg":${JSON.stringify(ACCESS_LOG_MSG)}}\n`;
   return (level, fields) => {
     if (!logger.isLevelEnabled(level)) return;
     const json = JSON.stringify(fields);
-    const body = json.length > 2 ? `,${json.slice(1, -1)}` : '';
-    stream.write(`{"level":"${level}","time":"${new Date().toISOString()}"${bindings}${body}${tail}`);
+    const line = `{"level":"${level}","time":"${new Date().toISOString()}"${bindings}${json.length > 2 ? `,${json.slice(1, -1)}` : ''}${tail}`;
+    if (buffer) buffer.push(line);
+    else stream.write(line);
   };
 }
