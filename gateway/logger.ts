@@ -40,7 +40,7 @@ export const ACCESS_LOG_MSG = 'request';
  * Writes are synchronous, pino's own default: no thread-pool round trip, and nothing is
  * lost on exit.
  */
-const LOG_BUFFER_BYTES = 16 * 1024;
+const LOG_BUFFER_BYTES = 64 * 1024;
 const LOG_FLUSH_MS = 1000;
 
 class AccessBuffer {
@@ -115,10 +115,18 @@ export function createAccessLineWriter(logger: Logger): (level: 'info' | 'error'
   const buffer = accessBuffers.get(stream);
   const bindings = String((logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? '');
   const tail = `,"msg":${JSON.stringify(ACCESS_LOG_MSG)}}\n`;
+  // Many lines share a millisecond under load: format the time once per millisecond.
+  let lastMs = 0;
+  let lastIso = '';
   return (level, fields) => {
     if (!logger.isLevelEnabled(level)) return;
     const json = JSON.stringify(fields);
-    const line = `{"level":"${level}","time":"${new Date().toISOString()}"${bindings}${json.length > 2 ? `,${json.slice(1, -1)}` : ''}${tail}`;
+    const ms = Date.now();
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastIso = new Date(ms).toISOString();
+    }
+    const line = `{"level":"${level}","time":"${lastIso}"${bindings}${json.length > 2 ? `,${json.slice(1, -1)}` : ''}${tail}`;
     if (buffer) buffer.push(line);
     else stream.write(line);
   };

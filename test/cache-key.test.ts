@@ -15,6 +15,23 @@ const base = {
 const key = (body: Record<string, unknown>, target = 'mock/gpt-4o-mini', endpoint: 'chat' | 'completions' = 'chat') => exactCacheKey({ endpoint, target, body });
 
 describe('exact cache key', () => {
+  it('memoised by the raw body gives the same key as computed, per endpoint and target, and never mixes bodies', () => {
+    const raw = (b: unknown) => Buffer.from(JSON.stringify(b));
+    const computed = key(base);
+    const viaRaw = () => exactCacheKey({ endpoint: 'chat', target: 'mock/gpt-4o-mini', body: base, raw: raw(base) });
+    expect(viaRaw()).toBe(computed);
+    expect(viaRaw()).toBe(computed); // second call: from the memo
+    expect(exactCacheKey({ endpoint: 'chat', target: 'other/gpt-4o', body: base, raw: raw(base) })).toBe(key(base, 'other/gpt-4o'));
+    expect(exactCacheKey({ endpoint: 'completions', target: 'mock/gpt-4o-mini', body: base, raw: raw(base) })).toBe(key(base, 'mock/gpt-4o-mini', 'completions'));
+    const warmer = { ...base, temperature: 0.7 };
+    expect(exactCacheKey({ endpoint: 'chat', target: 'mock/gpt-4o-mini', body: warmer, raw: raw(warmer) })).toBe(key(warmer));
+    expect(key(warmer)).not.toBe(computed);
+    // Same bytes differing only in a non-ASCII character still key apart.
+    const a = { ...base, messages: [{ role: 'user', content: 'café' }] };
+    const b = { ...base, messages: [{ role: 'user', content: 'cafë' }] };
+    expect(exactCacheKey({ endpoint: 'chat', target: 't', body: a, raw: raw(a) })).not.toBe(exactCacheKey({ endpoint: 'chat', target: 't', body: b, raw: raw(b) }));
+  });
+
   it('is the same for the same request with its keys in a different order, at every depth', () => {
     const reordered = {
       max_tokens: 50,

@@ -11,6 +11,7 @@
  * request that a later stage changed).
  */
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { CacheEndpoint } from './entry.js';
 
 /**
@@ -37,7 +38,17 @@ export interface KeyInput {
   /** Resolved target, e.g. `${backendName}/${model.model}`. */
   target: string;
   body: Record<string, unknown>;
+  /**
+   * The client's body bytes, when `body` is exactly their parse (no stage changed it):
+   * then the key is memoised by those bytes, and a repeated request (the cache's whole
+   * point) skips canonicalisation and hashing (~8 µs of a ~40 µs hit).
+   */
+  raw?: Buffer;
 }
+
+/** Bodies above this are not memoised: hashing dominates their cost less than their memory would. */
+const MEMO_MAX_BODY = 16 * 1024;
+const memo = new LRUCache<string, string>({ max: 4096, maxSize: 16 * 1024 * 1024, sizeCalculation: (_v, k) => k.length + 64 });
 
 /** The body fields that make up the key (max_completion_tokens folded into max_tokens: same meaning). */
 export function normaliseBody(body: Record<string, unknown>, omit?: ReadonlySet<string>): Record<string, unknown> {
@@ -56,5 +67,12 @@ export function sha256Hex(text: string): string {
 }
 
 export function exactCacheKey(input: KeyInput): string {
-  return sha256Hex(canonicalJson({ e: input.endpoint, t: input.target, b: normaliseBody(input.body) }));
+  const memoKey = input.raw && input.raw.length <= MEMO_MAX_BODY ? `${input.endpoint}\u0000${input.target}\u0000${input.raw.toString('latin1')}` : undefined;
+  if (memoKey !== undefined) {
+    const known = memo.get(memoKey);
+    if (known !== undefined) return known;
+  }
+  const key = sha256Hex(canonicalJson({ e: input.endpoint, t: input.target, b: normaliseBody(input.body) }));
+  if (memoKey !== undefined) memo.set(memoKey, key);
+  return key;
 }

@@ -99,7 +99,7 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
       return;
     }
     const endpoint = ctx.endpoint;
-    const key = exactCacheKey({ endpoint, target: targetId, body: ctx.body });
+    const key = exactCacheKey({ endpoint, target: targetId, body: ctx.body, raw: ctx.bodyChanged ? undefined : ctx.rawBody });
 
     if (policy.read && policy.exact) {
       const entry = await getExact(ctx, key);
