@@ -61,6 +61,10 @@ export async function relayStream(
     }
   } catch (err) {
     error = err;
+    // Whatever broke (the upstream, or a translator on bad input), stop reading: the
+    // connection is freed now rather than at the body timeout. A no-op when the upstream
+    // itself failed.
+    await it.return?.().catch(() => undefined);
   }
   if (ctx.res.aborted) {
     // Stop the upstream at once: nobody pays for tokens nobody reads.
