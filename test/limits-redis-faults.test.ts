@@ -153,4 +153,17 @@ describe('a Redis that hangs instead of dying', () => {
     await sleep(100);
     expect(await s.budgets.get(scope.id)).toEqual({ spentUsd: 0.5, reservedUsd: 0, spentTokens: 5, reservedTokens: 0 });
   });
+
+  it('keeps the spend of a key without limits made during an outage, and replays it exactly once', async () => {
+    const scope = { id: "key:untracked-limit:day:2026-11-25", expireAtMs: Date.now() + 3_600_000 };
+    await s.budgets.record('before', [scope], 0.25, 2);
+    await redis.pause();
+    // Times out (Redis may still run it on resume), then fails fast while degraded: both deferred.
+    expect(await s.budgets.record('timed-out', [scope], 0.5, 5)).toEqual([]);
+    expect(await s.budgets.record('while-down', [scope], 1, 10)).toEqual([]);
+    await redis.resume();
+    await until(async () => (await s.budgets.get(scope.id)).spentTokens === 17);
+    await sleep(200);
+    expect(await s.budgets.get(scope.id)).toEqual({ spentUsd: 1.75, reservedUsd: 0, spentTokens: 17, reservedTokens: 0 });
+  });
 });

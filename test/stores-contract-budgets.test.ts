@@ -96,6 +96,22 @@ describe.each(implementations)('the %s budget store', (_name, make) => {
     expect((await s.reserve([day], 0, 400)).ok).toBe(true);
   });
 
+  it('records spend on scopes without limits in one call, once per id however often it is replayed', async () => {
+    const day = scope();
+    const month = scope();
+    const after = await s.record(uid('rec'), [day, month], 0.5, 12);
+    expect(after).toEqual([
+      { spentUsd: 0.5, reservedUsd: 0, spentTokens: 12, reservedTokens: 0 },
+      { spentUsd: 0.5, reservedUsd: 0, spentTokens: 12, reservedTokens: 0 },
+    ]);
+    const id = uid('rec');
+    await s.record(id, [day], 0.25, 3);
+    await s.record(id, [day], 0.25, 3);
+    await stores[1].record(id, [day], 0.25, 3);
+    expect(await stores[2].get(day.id)).toMatchObject({ spentUsd: 0.75, spentTokens: 15, reservedUsd: 0, reservedTokens: 0 });
+    expect(await s.get(month.id)).toMatchObject({ spentUsd: 0.5, spentTokens: 12 });
+  });
+
   it('tracks spend on a scope without limits', async () => {
     const day = scope();
     const r = await s.reserve([day], 1e6, 1e9);

@@ -12,7 +12,7 @@
 import { GatewayError } from '../../errors.js';
 import type { Metrics } from '../../metrics.js';
 import { priceUsd, requestBudgetScopes, type RequestBudgetScope } from '../../stores/budgets/request-scopes.js';
-import { remaining, type BudgetStore, type BudgetUsage, type ReserveResult } from '../../stores/budgets/types.js';
+import { newReservationId, remaining, type BudgetStore, type BudgetUsage, type ReserveResult } from '../../stores/budgets/types.js';
 import { completionAllowance, setMaxTokens } from '../../tokens/max-tokens.js';
 import { promptTokens, servedFromCache, targetModel, usedTokens } from '../../tokens/request-tokens.js';
 import { createTokenCounter } from '../../tokens/token-counter.js';
@@ -113,8 +113,19 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
     // A key without any budget limit only has its spend recorded: no worst case to reserve,
     // so the prompt need not be tokenized here (hot path of unbudgeted keys).
     const limited = scopes.some((s) => s.limitUsd !== undefined || s.limitTokens !== undefined);
-    const prompt = limited ? promptTokens(ctx, counter) : 0;
-    let completion = limited ? completionAllowance(ctx.endpoint, ctx.body, model) : 0;
+    if (!limited) {
+      // Nothing to check, so nothing to hold: the spend is recorded once, at the end.
+      const recordId = newReservationId();
+      ctx.onEnd.push(async (c) => {
+        const free = servedFromCache(c) && !config.cache.charge_hits;
+        const used = free ? { prompt: 0, completion: 0 } : usedTokens(c, { prompt: 0, completion: 0 });
+        const usd = priceUsd(c.target?.model ?? model, used.prompt, used.completion);
+        recordGauges(scopes, await budgets.record(recordId, scopes, usd, used.prompt + used.completion));
+      });
+      return;
+    }
+    const prompt = promptTokens(ctx, counter);
+    let completion = completionAllowance(ctx.endpoint, ctx.body, model);
 
     let result: ReserveResult = await budgets.reserve(scopes, priceUsd(model, prompt, completion), prompt + completion);
     if (!result.ok) {

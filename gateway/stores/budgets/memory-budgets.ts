@@ -18,16 +18,22 @@ interface Hold {
   t: number;
 }
 
+/** How long a recorded id is remembered (replays come within seconds). */
+const RECORDED_TTL_MS = 10 * 60_000;
+
 export function createMemoryBudgets(opts: { now?: () => number } = {}): BudgetStore {
   const now = opts.now ?? Date.now;
   const counters = new Map<string, Counter>();
   const holds = new Map<string, Hold>();
+  /** Ids already recorded, for idempotence; forgotten after RECORDED_TTL_MS. */
+  const recorded = new Map<string, number>();
   let lastSweep = 0;
 
   const sweep = (t: number) => {
     if (t - lastSweep < 60_000) return;
     lastSweep = t;
     for (const [id, c] of counters) if (c.expireAtMs <= t) counters.delete(id);
+    for (const [id, at] of recorded) if (t - at > RECORDED_TTL_MS) recorded.delete(id);
   };
   const counter = (scope: BudgetScope): Counter => {
     let c = counters.get(scope.id);
@@ -81,6 +87,21 @@ export function createMemoryBudgets(opts: { now?: () => number } = {}): BudgetSt
       }
       return reservation.scopes.map((s) => view(counters.get(s.id)));
     },
+    async record(id, scopes, usd, tokens) {
+      const t = now();
+      sweep(t);
+      if (!recorded.has(id)) {
+        recorded.set(id, t);
+        const au = toMicro(usd);
+        const at = Math.round(tokens);
+        for (const s of scopes) {
+          const c = counter(s);
+          c.su += au;
+          c.st += at;
+        }
+      }
+      return scopes.map((s) => view(counters.get(s.id)));
+    },
     async get(scopeId) {
       return view(counters.get(scopeId));
     },
@@ -90,6 +111,7 @@ export function createMemoryBudgets(opts: { now?: () => number } = {}): BudgetSt
     async close() {
       counters.clear();
       holds.clear();
+      recorded.clear();
     },
   };
 }

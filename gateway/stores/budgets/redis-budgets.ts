@@ -73,6 +73,28 @@ end
 return out
 `);
 
+// KEYS: scope hashes..., record marker. ARGV: u, t, markerTtlMs, then per scope: expireAt.
+// The marker (SET NX) makes a replay count once.
+const RECORD = defineScript(`
+local n = #KEYS - 1
+if redis.call('SET', KEYS[n + 1], 1, 'NX', 'PX', ARGV[3]) then
+  for i = 1, n do
+    redis.call('HINCRBY', KEYS[i], 'su', ARGV[1])
+    redis.call('HINCRBY', KEYS[i], 'st', ARGV[2])
+    redis.call('PEXPIREAT', KEYS[i], ARGV[3 + i])
+  end
+end
+local out = {}
+for i = 1, n do
+  local h = redis.call('HMGET', KEYS[i], 'su', 'ru', 'st', 'rt')
+  for j = 1, 4 do out[#out + 1] = tonumber(h[j] or '0') end
+end
+return out
+`);
+
+/** How long a record marker lives: longer than any replay of a deferred record waits. */
+const RECORD_MARKER_TTL_MS = 24 * 3_600_000;
+
 export interface RedisBudgetsOptions {
   redis: Redis;
   /** store.key_prefix */
@@ -114,6 +136,11 @@ export function createRedisBudgets(opts: RedisBudgetsOptions): BudgetStore {
       const args: (string | number)[] = [toMicro(actualUsd), Math.round(actualTokens), ...reservation.scopes.map((s) => s.expireAtMs)];
       const flat = (await SETTLE.run(redis, [...reservation.scopes.map((s) => scopeKey(s.id)), holdKey(reservation.id)], args)) as number[];
       return reservation.scopes.map((_, i) => usageAt(flat, i * 4));
+    },
+    async record(id, scopes, usd, tokens) {
+      const args: (string | number)[] = [toMicro(usd), Math.round(tokens), RECORD_MARKER_TTL_MS, ...scopes.map((s) => s.expireAtMs)];
+      const flat = (await RECORD.run(redis, [...scopes.map((s) => scopeKey(s.id)), holdKey(`rec.${id}`)], args)) as number[];
+      return scopes.map((_, i) => usageAt(flat, i * 4));
     },
     async get(scopeId) {
       const h = await redis.hmget(scopeKey(scopeId), 'su', 'ru', 'st', 'rt');

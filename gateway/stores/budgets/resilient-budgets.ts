@@ -21,11 +21,9 @@ export interface ResilientBudgetsOptions {
   local?: BudgetStore;
 }
 
-interface DeferredSettle {
-  reservation: Reservation;
-  usd: number;
-  tokens: number;
-}
+type DeferredSettle =
+  | { reservation: Reservation; usd: number; tokens: number }
+  | { record: { id: string; scopes: readonly BudgetScope[] }; usd: number; tokens: number };
 
 export function createResilientBudgets(opts: ResilientBudgetsOptions): BudgetStore {
   const { shared, health } = opts;
@@ -42,7 +40,11 @@ export function createResilientBudgets(opts: ResilientBudgetsOptions): BudgetSto
   const replay = async () => {
     while (deferred.length > 0 && !health.degraded) {
       const d = deferred[0];
-      if (!(await health.attempt('budgets.settle', () => shared.settle(d.reservation, d.usd, d.tokens)))) return;
+      const replayed =
+        'record' in d
+          ? await health.attempt('budgets.record', () => shared.record(d.record.id, d.record.scopes, d.usd, d.tokens))
+          : await health.attempt('budgets.settle', () => shared.settle(d.reservation, d.usd, d.tokens));
+      if (!replayed) return;
       deferred.shift();
     }
   };
@@ -63,6 +65,14 @@ export function createResilientBudgets(opts: ResilientBudgetsOptions): BudgetSto
         usage = await shared.settle(reservation, usd, tokens);
       });
       if (!ok && deferred.length < MAX_DEFERRED) deferred.push({ reservation, usd, tokens });
+      return usage;
+    },
+    async record(id, scopes, usd, tokens) {
+      let usage: Awaited<ReturnType<BudgetStore['record']>> = [];
+      const ok = await health.attempt('budgets.record', async () => {
+        usage = await shared.record(id, scopes, usd, tokens);
+      });
+      if (!ok && deferred.length < MAX_DEFERRED) deferred.push({ record: { id, scopes }, usd, tokens });
       return usage;
     },
     get(scopeId) {

@@ -47,6 +47,14 @@ export interface BudgetStore {
    * (empty when the shared store could not be reached and the settle was deferred).
    */
   settle(reservation: Reservation, actualUsd: number, actualTokens: number): Promise<BudgetUsage[]>;
+  /**
+   * Adds spend to scopes that have no limit, with no reservation before (nothing to
+   * check, so nothing to hold): one store call per request instead of two, the common
+   * case of keys that only have their spend tracked. Idempotent per `id` (a replay
+   * after a timeout counts once). Returns the usage after, per scope (empty when the
+   * shared store could not be reached and the record was deferred).
+   */
+  record(id: string, scopes: readonly BudgetScope[], usd: number, tokens: number): Promise<BudgetUsage[]>;
   get(scopeId: string): Promise<BudgetUsage>;
   /** Forgets a scope's spend and reservations (admin reset). */
   reset(scopeId: string): Promise<void>;
