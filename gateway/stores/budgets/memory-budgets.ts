@@ -18,22 +18,21 @@ interface Hold {
   t: number;
 }
 
-/** How long a recorded id is remembered (replays come within seconds). */
-const RECORDED_TTL_MS = 10 * 60_000;
+/** How many recent record ids are remembered (at one per request: seconds of traffic, ~1 MB). */
+const RECORDED_MAX = 10_000;
 
 export function createMemoryBudgets(opts: { now?: () => number } = {}): BudgetStore {
   const now = opts.now ?? Date.now;
   const counters = new Map<string, Counter>();
   const holds = new Map<string, Hold>();
-  /** Ids already recorded, for idempotence; forgotten after RECORDED_TTL_MS. */
-  const recorded = new Map<string, number>();
+  /** The most recent ids recorded, for idempotence (a replay comes within seconds). */
+  const recorded = new Set<string>();
   let lastSweep = 0;
 
   const sweep = (t: number) => {
     if (t - lastSweep < 60_000) return;
     lastSweep = t;
     for (const [id, c] of counters) if (c.expireAtMs <= t) counters.delete(id);
-    for (const [id, at] of recorded) if (t - at > RECORDED_TTL_MS) recorded.delete(id);
   };
   const counter = (scope: BudgetScope): Counter => {
     let c = counters.get(scope.id);
@@ -88,10 +87,11 @@ export function createMemoryBudgets(opts: { now?: () => number } = {}): BudgetSt
       return reservation.scopes.map((s) => view(counters.get(s.id)));
     },
     async record(id, scopes, usd, tokens) {
-      const t = now();
-      sweep(t);
+      sweep(now());
       if (!recorded.has(id)) {
-        recorded.set(id, t);
+        recorded.add(id);
+        // A Set iterates in insertion order: drop the oldest beyond the bound.
+        if (recorded.size > RECORDED_MAX) recorded.delete(recorded.values().next().value as string);
         const au = toMicro(usd);
         const at = Math.round(tokens);
         for (const s of scopes) {
