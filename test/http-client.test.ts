@@ -152,6 +152,20 @@ describe('upstream http client', () => {
     await expect(p).rejects.toBeTruthy();
   });
 
+  it('hands out chunks already received without waiting, sharing the iterator\'s queue', async () => {
+    const r = await get('/big');
+    const it = r.body[Symbol.asyncIterator]();
+    let total = (await it.next()).value!.byteLength;
+    await sleep(30); // let more arrive
+    let buffered = 0;
+    for (let c = r.readBuffered!(); c !== undefined; c = r.readBuffered!()) buffered += c.byteLength;
+    expect(buffered).toBeGreaterThan(0);
+    total += buffered;
+    for (let n = await it.next(); !n.done; n = await it.next()) total += n.value.byteLength;
+    expect(total).toBe(BIG_PIECES * 64 * 1024);
+    expect(r.readBuffered!()).toBeUndefined();
+  });
+
   it('stopping the iteration early frees the upstream', async () => {
     const r = await get('/slow-body');
     for await (const c of r.body) {

@@ -15,6 +15,11 @@ import { ResponseLifecycle } from './response-lifecycle.js';
 
 type UwsModule = typeof UWS;
 
+/** How long a stream's head may wait for its first chunk before it is sent alone. */
+export const HEAD_ALONE_AFTER_MS = 1000;
+/** An SSE comment line (ignored by SSE parsers): completes a head sent without data. */
+const SSE_KEEPALIVE_COMMENT = ': stream open\n\n';
+
 /** Loads the native module; throws when the binary does not fit this Node ABI/platform. */
 export function loadUws(): UwsModule {
   const require = createRequire(import.meta.url);
@@ -24,6 +29,9 @@ export function loadUws(): UwsModule {
 class UwsResponse extends ResponseLifecycle implements HttpResponse {
   private ended = false;
   private headWritten = false;
+  /** A stream's head not yet on the wire: it leaves with the first chunk, or after HEAD_ALONE_AFTER_MS. */
+  private pendingHead: { status: number; headers: HeaderList } | undefined;
+  private headTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly res: UWS.HttpResponse) {
     super();
@@ -45,20 +53,46 @@ class UwsResponse extends ResponseLifecycle implements HttpResponse {
     });
   }
 
+  /**
+   * uWS completes a chunked response's head only with its first non-empty chunk (a
+   * zero-length write() is not a flush). So the head of a stream goes out with the first
+   * chunk — one socket write instead of two, and the bytes are exactly the upstream's —
+   * and only when no chunk came within HEAD_ALONE_AFTER_MS (a model thinking before its
+   * first token) does it go alone, completed by an SSE comment line that every SSE client
+   * ignores, so clients with a response-header timeout see the stream start. Only the
+   * head ever waits, never data.
+   */
   writeHead(status: number, headers: HeaderList): void {
     if (this.aborted || this.ended || this.headWritten) return;
     this.headWritten = true;
+    this.pendingHead = { status, headers };
+    this.headTimer = setTimeout(this.flushHead, HEAD_ALONE_AFTER_MS);
+  }
+
+  private readonly flushHead = (): void => {
+    this.headTimer = undefined;
+    if (!this.pendingHead || this.aborted || this.ended) return;
     this.res.cork(() => {
-      this.head(status, headers);
-      // Flush the head now so the client sees the stream start (and TTFB) at once.
-      this.res.write('');
+      this.takePendingHead();
+      this.res.write(SSE_KEEPALIVE_COMMENT);
     });
+  };
+
+  /** Inside cork(): writes the pending head, if any. */
+  private takePendingHead(): void {
+    const h = this.pendingHead;
+    if (!h) return;
+    this.pendingHead = undefined;
+    if (this.headTimer) clearTimeout(this.headTimer);
+    this.headTimer = undefined;
+    this.head(h.status, h.headers);
   }
 
   write(chunk: string | Uint8Array): Promise<void> | undefined {
     if (this.aborted || this.ended) return undefined;
     let ok = true;
     this.res.cork(() => {
+      this.takePendingHead();
       ok = this.res.write(chunk);
     });
     if (ok) return undefined;
@@ -75,6 +109,7 @@ class UwsResponse extends ResponseLifecycle implements HttpResponse {
     if (this.aborted || this.ended) return;
     this.ended = true;
     this.res.cork(() => {
+      this.takePendingHead();
       this.res.end(chunk);
     });
   }

@@ -172,6 +172,10 @@ class UpstreamCall implements UpstreamResponse {
     return c;
   }
 
+  readBuffered(): Uint8Array | undefined {
+    return this.nextChunk();
+  }
+
   private waitForData(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.waiter = { resolve, reject };

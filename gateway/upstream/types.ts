@@ -14,6 +14,12 @@ export interface UpstreamResponse {
   bytes?(): Promise<Uint8Array>;
   /** Discard the rest of the body and free the connection. */
   dump(): Promise<void>;
+  /**
+   * The next chunk already received, without waiting (undefined when none is): lets a
+   * relay send everything that arrived together in one client write. Shares the queue
+   * of `body`'s iterator.
+   */
+  readBuffered?(): Uint8Array | undefined;
 }
 
 export interface RequestOptions {

@@ -44,6 +44,8 @@ export async function relayStream(
       ctx.upstreamNs += process.hrtime.bigint() - waitStart;
       if (next.done) break;
       parser.feed(decoder.decode(next.value, { stream: true }));
+      // Whatever else has already arrived goes out in the same client write.
+      for (let more = upstream.readBuffered?.(); more !== undefined; more = upstream.readBuffered?.()) parser.feed(decoder.decode(more, { stream: true }));
       if (out !== '') {
         const text = out;
         out = '';

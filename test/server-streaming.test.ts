@@ -1,0 +1,97 @@
+/**
+ * The streaming contract of both HTTP servers (uWebSockets.js and node:http): every
+ * chunk leaves as soon as it is written — nothing waits for more data — and a stream's
+ * head reaches the client even while the first chunk is slow to come: node:http sends it
+ * at once; uWS sends it with the first chunk, or alone after HEAD_ALONE_AFTER_MS with an
+ * SSE comment line that SSE clients ignore.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { createHttpServer } from '../gateway/server/create-server.js';
+import type { HttpResponse, HttpServer } from '../gateway/server/types.js';
+import { createLogger } from '../gateway/logger.js';
+import { HEAD_ALONE_AFTER_MS } from '../gateway/server/uws-server.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.each(['uws', 'node'] as const)('%s server streaming', (kind) => {
+  let server: HttpServer;
+  let base = '';
+  const handlers: Record<string, (res: HttpResponse) => void | Promise<void>> = {
+    '/slow-first': async (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      await sleep(HEAD_ALONE_AFTER_MS + 400);
+      res.write('data: one\n\n');
+      await sleep(300);
+      res.end('data: [DONE]\n\n');
+    },
+    '/quick-first': async (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      await sleep(100);
+      res.write('data: one\n\n');
+      await sleep(300);
+      res.end('data: [DONE]\n\n');
+    },
+    '/ready-first': (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'x-test': 'yes' });
+      res.write('data: one\n\n');
+      res.write('data: two\n\n');
+      res.end();
+    },
+    '/empty': (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end();
+    },
+  };
+
+  beforeAll(async () => {
+    server = createHttpServer(
+      kind,
+      { host: '127.0.0.1', port: 0, maxBodyBytes: 1024, onBodyError: (_req, res) => res.send(413, {}, '') },
+      (req, res) => void handlers[req.path]?.(res),
+      createLogger({ level: 'silent' }),
+    );
+    base = `http://127.0.0.1:${await server.listen()}`;
+  });
+  afterAll(() => server.close());
+
+  async function timed(path: string) {
+    const t0 = performance.now();
+    const res = await request(`${base}${path}`);
+    const headAt = performance.now() - t0;
+    const seen: Array<{ text: string; at: number }> = [];
+    for await (const c of res.body) seen.push({ text: Buffer.from(c).toString(), at: performance.now() - t0 });
+    return { res, headAt, seen, text: seen.map((x) => x.text).join('') };
+  }
+
+  it('sends the head while the first chunk is slow, and each chunk as it is written', async () => {
+    const { res, headAt, seen, text } = await timed('/slow-first');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/event-stream');
+    expect(headAt).toBeLessThan(HEAD_ALONE_AFTER_MS + 250);
+    // uWS completes a lone head with an SSE comment line; the events are exact.
+    expect(text.replace(/^: [^\n]*\n\n/, '')).toBe('data: one\n\ndata: [DONE]\n\n');
+    if (kind === 'node') expect(text.startsWith(':')).toBe(false);
+    const one = seen.find((x) => x.text.includes('one'))!;
+    // The first chunk arrived before the end was written, not held back for it.
+    expect(one.at).toBeLessThan(HEAD_ALONE_AFTER_MS + 650);
+    expect(seen.at(-1)!.at).toBeGreaterThanOrEqual(HEAD_ALONE_AFTER_MS + 650);
+  });
+
+  it('a first chunk that comes before the head would go alone carries the head: the bytes are exactly what was written', async () => {
+    const { res, seen, text } = await timed('/quick-first');
+    expect(res.statusCode).toBe(200);
+    expect(text).toBe('data: one\n\ndata: [DONE]\n\n');
+    expect(seen.find((x) => x.text.includes('one'))!.at).toBeLessThan(400);
+  });
+
+  it('sends a head whose first chunk is ready with it, and an empty stream', async () => {
+    const res = await request(`${base}/ready-first`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-test']).toBe('yes');
+    expect(await res.body.text()).toBe('data: one\n\ndata: two\n\n');
+    const empty = await request(`${base}/empty`);
+    expect(empty.statusCode).toBe(200);
+    expect(await empty.body.text()).toBe('');
+  });
+});
