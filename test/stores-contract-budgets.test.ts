@@ -158,3 +158,16 @@ describe.each(implementations)('the %s budget store', (_name, make) => {
     expect((await s.reserve([day], 0, 1)).ok).toBe(false);
   });
 });
+
+describe('the memory budget store’s record ids', () => {
+  it('stay idempotent for recent ids while memory stays bounded (the oldest ids are forgotten)', async () => {
+    const s = createMemoryBudgets();
+    const day = scope();
+    for (let i = 0; i < 10_050; i++) await s.record(`r${i}`, [day], 0, 1);
+    expect((await s.get(day.id)).spentTokens).toBe(10_050);
+    await s.record('r10049', [day], 0, 1); // recent: a replay, counted once
+    expect((await s.get(day.id)).spentTokens).toBe(10_050);
+    await s.record('r0', [day], 0, 1); // beyond the bound: forgotten, counts again
+    expect((await s.get(day.id)).spentTokens).toBe(10_051);
+  });
+});

@@ -25,8 +25,10 @@ export function createMemoryBudgets(opts: { now?: () => number } = {}): BudgetSt
   const now = opts.now ?? Date.now;
   const counters = new Map<string, Counter>();
   const holds = new Map<string, Hold>();
-  /** The most recent ids recorded, for idempotence (a replay comes within seconds). */
+  /** The most recent ids recorded, for idempotence (a replay comes within seconds): a set plus a ring of the same ids for eviction. */
   const recorded = new Set<string>();
+  const recordedRing: string[] = new Array<string>(RECORDED_MAX);
+  let ringAt = 0;
   let lastSweep = 0;
 
   const sweep = (t: number) => {
@@ -89,9 +91,12 @@ export function createMemoryBudgets(opts: { now?: () => number } = {}): BudgetSt
     async record(id, scopes, usd, tokens) {
       sweep(now());
       if (!recorded.has(id)) {
+        // Evict the id this slot held (the oldest), by key: O(1), no iteration.
+        const old = recordedRing[ringAt];
+        if (old !== undefined) recorded.delete(old);
+        recordedRing[ringAt] = id;
+        ringAt = (ringAt + 1) % RECORDED_MAX;
         recorded.add(id);
-        // A Set iterates in insertion order: drop the oldest beyond the bound.
-        if (recorded.size > RECORDED_MAX) recorded.delete(recorded.values().next().value as string);
         const au = toMicro(usd);
         const at = Math.round(tokens);
         for (const s of scopes) {
@@ -112,6 +117,7 @@ export function createMemoryBudgets(opts: { now?: () => number } = {}): BudgetSt
       counters.clear();
       holds.clear();
       recorded.clear();
+      recordedRing.fill(undefined as unknown as string);
     },
   };
 }
