@@ -162,8 +162,10 @@ export function createUwsServer(uws: UwsModule, opts: ServerOptions, handler: Re
         opts.onBodyError(request, bodyCloser(response), new GatewayError('request_too_large'));
         return;
       }
-      // Copy: uWS reuses the ArrayBuffer after this callback.
-      chunks.push(Buffer.from(ab.slice(0)));
+      // Copy: uWS reuses the ArrayBuffer after this callback. Buffer.from(view) copies a
+      // small body into Node's shared buffer pool instead of a new ArrayBuffer per
+      // request (each one costs young-generation GC time to sweep).
+      chunks.push(Buffer.from(new Uint8Array(ab)));
       if (isLast) {
         const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
         handler(request, response, body);
