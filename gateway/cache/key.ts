@@ -10,7 +10,7 @@
  * wrong answer. Called per request by check-cache (and on completion, to notice a
  * request that a later stage changed).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { CacheEndpoint } from './entry.js';
 
@@ -63,7 +63,7 @@ export function normaliseBody(body: Record<string, unknown>, omit?: ReadonlySet<
 }
 
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return hash('sha256', text, 'hex');
 }
 
 export function exactCacheKey(input: KeyInput): string {

@@ -4,7 +4,7 @@
  * says nothing about the key. A key's `models` globs limit the aliases it may use.
  * With no keys configured, auth is off.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { KeyConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { RequestContext, Stage } from '../context.js';
@@ -17,8 +17,9 @@ interface KeyEntry {
   allows: (alias: string) => boolean;
 }
 
+/** One-shot crypto.hash: no Hash object per request (each carries a weak handle the young GC must process). */
 export function digestKey(secret: string): Buffer {
-  return createHash('sha256').update(secret).digest();
+  return hash('sha256', secret, 'buffer') as unknown as Buffer;
 }
 
 /** Builds the lookup once per config; also used by the usage/admin endpoints. */
