@@ -2,6 +2,7 @@
  * pino, with redaction of every place a secret can appear. main.ts creates the one
  * logger; the access-log finalizer writes one line per request.
  */
+import { writeSync } from 'node:fs';
 import pino, { type Logger, type DestinationStream } from 'pino';
 
 export type { Logger };
@@ -36,7 +37,10 @@ export const ACCESS_LOG_MSG = 'request';
  * LOG_FLUSH_MS and before any other line, so the file keeps its order; every other line
  * (start-up, warnings, errors, state changes) is written at once. The buffer is ours, not
  * sonic-boom's minLength: sonic-boom measures the byte length of its whole pending string
- * on every write, which flattened and copied the buffer once per line.
+ * on every write, which flattened and copied the buffer once per line. Lines are copied
+ * into one preallocated Buffer at once, so no line string outlives its request (strings
+ * held until a flush survived young-generation GCs and made them slower); a file
+ * destination gets that Buffer written as it is.
  * Writes are synchronous, pino's own default: no thread-pool round trip, and nothing is
  * lost on exit.
  */
@@ -44,23 +48,41 @@ const LOG_BUFFER_BYTES = 64 * 1024;
 const LOG_FLUSH_MS = 1000;
 
 class AccessBuffer {
-  private parts: string[] = [];
-  private size = 0;
-  constructor(private readonly stream: { write(s: string): unknown }) {}
+  private readonly buf = Buffer.allocUnsafeSlow(LOG_BUFFER_BYTES);
+  private len = 0;
+  /** `fileFd`: the destination's descriptor when it is a regular file (written directly); else the stream takes strings. */
+  constructor(
+    private readonly stream: { write(s: string): unknown },
+    private readonly fileFd: () => number | undefined,
+  ) {}
   push(line: string): void {
-    this.parts.push(line);
-    this.size += line.length;
-    if (this.size >= LOG_BUFFER_BYTES) this.flush();
+    // A UTF-16 code unit is at most 3 UTF-8 bytes.
+    if (this.len + line.length * 3 > this.buf.length) {
+      this.flush();
+      if (line.length * 3 > this.buf.length) return this.emit(line);
+    }
+    this.len += this.buf.write(line, this.len, 'utf8');
   }
   flush(): void {
-    if (this.parts.length === 0) return;
-    const text = this.parts.length === 1 ? this.parts[0] : this.parts.join('');
-    this.parts = [];
-    this.size = 0;
+    if (this.len === 0) return;
+    const n = this.len;
+    this.len = 0;
+    const fd = this.fileFd();
     try {
-      this.stream.write(text);
+      if (fd !== undefined && fd >= 0) {
+        for (let off = 0; off < n; ) off += writeSync(fd, this.buf, off, n - off);
+      } else {
+        this.stream.write(this.buf.toString('utf8', 0, n));
+      }
     } catch {
       /* the destination is not open yet or gone: logging never takes the gateway down */
+    }
+  }
+  private emit(line: string): void {
+    try {
+      this.stream.write(line);
+    } catch {
+      /* as above */
     }
   }
 }
@@ -74,7 +96,7 @@ export function createLogger(opts: { level?: string; file?: string; destination?
   if (!dest) {
     const toFile = opts.file !== undefined;
     const boom = pino.destination({ dest: opts.file ?? 1, sync: true, mkdir: toFile });
-    const buffer = (access = new AccessBuffer(boom));
+    const buffer = (access = new AccessBuffer(boom, () => (toFile ? (boom as unknown as { fd: number }).fd : undefined)));
     accessBuffers.set(boom, buffer);
     const flush = () => buffer.flush();
     setInterval(flush, LOG_FLUSH_MS).unref();
