@@ -40,6 +40,10 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
     }
     res.end(() => (bigDoneAt = Date.now()));
   },
+  '/v1/early-hints': (_req, res) => {
+    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+    setTimeout(() => res.end('{"after":"hints"}'), 50);
+  },
   '/v1/hang': (req, res) => {
     req.socket.on('close', () => closed.push('hang'));
     void res;
@@ -79,6 +83,12 @@ describe('upstream http client', () => {
     expect(r.headers['retry-after']).toBe('3');
     expect(r.headers['set-cookie']).toEqual(['a=1', 'b=2']);
     expect(Buffer.from(await r.bytes!()).toString()).toBe('{"ok":true}');
+  });
+
+  it('skips an informational head (103 Early Hints) and answers with the real one', async () => {
+    const r = await get('/early-hints');
+    expect(r.status).toBe(200);
+    expect(Buffer.from(await r.bytes!()).toString()).toBe('{"after":"hints"}');
   });
 
   it('sends method, headers and body as given', async () => {

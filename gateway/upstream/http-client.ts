@@ -111,6 +111,8 @@ class UpstreamCall implements UpstreamResponse {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // An informational head (103 Early Hints...) precedes the real one: not the answer.
+    if (statusCode < 200) return true;
     this.status = statusCode;
     this.rawHeaders = rawHeaders;
     this.resumeSocket = resume;
