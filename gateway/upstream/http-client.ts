@@ -57,8 +57,12 @@ class UpstreamCall implements UpstreamResponse {
   private total = 0;
   private done = false;
   private failed: unknown;
+  /** dump(): chunks are dropped as they come. */
   private discarding = false;
+  /** bytes(): the whole body is wanted, so the socket is never paused. */
+  private collecting = false;
   private paused = false;
+  private bodyIterable: AsyncIterable<Uint8Array> | undefined;
   private resumeSocket: (() => void) | undefined;
   private abortFn: ((err: Error) => void) | undefined;
   private pendingAbort: Error | undefined;
@@ -83,7 +87,10 @@ class UpstreamCall implements UpstreamResponse {
     return (this.parsedHeaders ??= parseRawHeaders(this.rawHeaders));
   }
 
-  readonly body: AsyncIterable<Uint8Array> = { [Symbol.asyncIterator]: () => this.iterator() };
+  /** Made on first use: whole (non-stream) answers never iterate. */
+  get body(): AsyncIterable<Uint8Array> {
+    return (this.bodyIterable ??= { [Symbol.asyncIterator]: () => this.iterator() });
+  }
 
   private abort(err: Error): void {
     if (this.done || this.failed !== undefined) return;
@@ -157,7 +164,6 @@ class UpstreamCall implements UpstreamResponse {
   }
 
   // ---- the response ----
-  private collecting = false;
 
   private nextChunk(): Buffer | undefined {
     if (this.head >= this.chunks.length) return undefined;
