@@ -47,6 +47,12 @@ const rate = (metric: string, matchers = J) => `rate(${metric}${matchers}${RI})`
 const quantile = (q: number, metric: string, by = '', matchers = J) =>
   `histogram_quantile(${q}, sum by (le${by ? `, ${by}` : ''}) (${rate(`${metric}_bucket`, matchers)}))`;
 
+/** p50 and p99 of a histogram in one panel. */
+const p50p99 = (metric: string) => [
+  { expr: quantile(0.5, metric), legend: 'p50' },
+  { expr: quantile(0.99, metric), legend: 'p99' },
+];
+
 const GREEN_RED = (red: number) => [
   { color: 'green', value: null },
   { color: 'red', value: red },
@@ -104,18 +110,12 @@ const overview: DashboardSpec = {
         {
           title: 'Request latency p50 / p99',
           unit: 's',
-          targets: [
-            { expr: quantile(0.5, 'switchyard_request_duration_seconds'), legend: 'p50' },
-            { expr: quantile(0.99, 'switchyard_request_duration_seconds'), legend: 'p99' },
-          ],
+          targets: p50p99('switchyard_request_duration_seconds'),
         },
         {
           title: 'Time to first token p50 / p99',
           unit: 's',
-          targets: [
-            { expr: quantile(0.5, 'switchyard_time_to_first_token_seconds'), legend: 'p50' },
-            { expr: quantile(0.99, 'switchyard_time_to_first_token_seconds'), legend: 'p99' },
-          ],
+          targets: p50p99('switchyard_time_to_first_token_seconds'),
         },
         { title: 'p99 latency by model', unit: 's', targets: [{ expr: quantile(0.99, 'switchyard_request_duration_seconds', 'model'), legend: '{{model}}' }] },
         { title: 'Upstream p99 by backend', unit: 's', targets: [{ expr: quantile(0.99, 'switchyard_upstream_duration_seconds', 'backend'), legend: '{{backend}}' }] },
@@ -123,10 +123,7 @@ const overview: DashboardSpec = {
           title: 'Gateway overhead p50 / p99',
           unit: 's',
           description: 'Time spent in Switchyard itself: total minus the wait on the upstream.',
-          targets: [
-            { expr: quantile(0.5, 'switchyard_overhead_seconds'), legend: 'p50' },
-            { expr: quantile(0.99, 'switchyard_overhead_seconds'), legend: 'p99' },
-          ],
+          targets: p50p99('switchyard_overhead_seconds'),
         },
         {
           title: 'Upstream errors and broken streams',

@@ -45,6 +45,16 @@ end
 return out
 `);
 
+// Script tail shared by SETTLE and RECORD: every scope's {su, ru, st, rt} after the call.
+const RETURN_USAGE = `
+local out = {}
+for i = 1, n do
+  local h = redis.call('HMGET', KEYS[i], 'su', 'ru', 'st', 'rt')
+  for j = 1, 4 do out[#out + 1] = tonumber(h[j] or '0') end
+end
+return out
+`;
+
 // KEYS: scope hashes..., reservation key. ARGV: actualU, actualT, then per scope: expireAt.
 // `0 - u`, not `-u`: a zero hold (a key without budget limits) negates to -0, which Lua
 // sends as "-0" and HINCRBY rejects as not an integer.
@@ -65,13 +75,7 @@ if hold then
     redis.call('PEXPIREAT', KEYS[i], ARGV[2 + i])
   end
 end
-local out = {}
-for i = 1, n do
-  local h = redis.call('HMGET', KEYS[i], 'su', 'ru', 'st', 'rt')
-  for j = 1, 4 do out[#out + 1] = tonumber(h[j] or '0') end
-end
-return out
-`);
+${RETURN_USAGE}`);
 
 // KEYS: scope hashes..., record marker. ARGV: u, t, markerTtlMs, then per scope: expireAt.
 // The marker (SET NX) makes a replay count once.
@@ -84,13 +88,7 @@ if redis.call('SET', KEYS[n + 1], 1, 'NX', 'PX', ARGV[3]) then
     redis.call('PEXPIREAT', KEYS[i], ARGV[3 + i])
   end
 end
-local out = {}
-for i = 1, n do
-  local h = redis.call('HMGET', KEYS[i], 'su', 'ru', 'st', 'rt')
-  for j = 1, 4 do out[#out + 1] = tonumber(h[j] or '0') end
-end
-return out
-`);
+${RETURN_USAGE}`);
 
 /** How long a record marker lives: longer than any replay of a deferred record waits. */
 const RECORD_MARKER_TTL_MS = 24 * 3_600_000;
