@@ -20,7 +20,7 @@ import type { z } from 'zod';
 import type { AdmissionSchema, Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import type { Cancellation } from './cancellation.js';
+import { abortError, type Cancellation } from './cancellation.js';
 
 export type AdmissionConfig = z.infer<typeof AdmissionSchema>;
 
@@ -56,12 +56,6 @@ interface Waiter {
 }
 
 type Gauges = Pick<Metrics, 'queueDepth' | 'tokenQueueDepth'>;
-
-function clientGone(): Error {
-  const e = new Error('The client went away while queued.');
-  e.name = 'AbortError';
-  return e;
-}
 
 export function createAdmission(backend: string, cfg: AdmissionConfig | undefined, metrics: Gauges, opts: AdmissionOptions = {}): AdmissionController {
   const now = opts.now ?? Date.now;
@@ -135,7 +129,7 @@ export function createAdmission(backend: string, cfg: AdmissionConfig | undefine
       return tokens;
     },
     acquire({ tokens: n, cancel }) {
-      if (cancel?.aborted) return Promise.reject(clientGone());
+      if (cancel?.aborted) return Promise.reject(abortError('AbortError', 'The client went away while queued.'));
       if (inflight < max && queue.size === 0) {
         tokens += n;
         const t = admit(n);
@@ -160,7 +154,7 @@ export function createAdmission(backend: string, cfg: AdmissionConfig | undefine
           if (!queue.has(w)) return; // admitted or timed out already
           remove(w);
           publish();
-          reject(clientGone());
+          reject(abortError('AbortError', 'The client went away while queued.'));
         });
         queue.add(w);
         tokens += n;

@@ -55,3 +55,10 @@ export function cancellationFromSignal(signal: AbortSignal): Cancellation {
     signal,
   };
 }
+
+/** The error a cancelled or timed-out upstream operation rejects with (classify-error reads its name). */
+export function abortError(name: 'AbortError' | 'TimeoutError', message: string): Error {
+  const e = new Error(message);
+  e.name = name;
+  return e;
+}

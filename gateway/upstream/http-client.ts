@@ -13,22 +13,13 @@ import { Pool } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { BackendConfig } from '../config/schema.js';
 import type { UpstreamRequest } from '../providers/types.js';
-import type { BackendClient, RequestOptions, UpstreamResponse } from './types.js';
-import type { Cancellation } from './cancellation.js';
-import { GatewayError } from '../errors.js';
+import { MAX_RESPONSE_BYTES, responseTooLarge, type BackendClient, type RequestOptions, type UpstreamResponse } from './types.js';
+import { abortError, type Cancellation } from './cancellation.js';
 
-/** A whole (non-stream) answer larger than this is refused (and its connection dropped). */
-export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 /** Streamed bytes held for a slow reader before undici stops reading the socket. */
 const HIGH_WATER_BYTES = 256 * 1024;
 /** A discarded (dumped) body longer than this is cut by closing its connection. */
 const DUMP_LIMIT_BYTES = 256 * 1024;
-
-function abortError(name: 'AbortError' | 'TimeoutError', message: string): Error {
-  const e = new Error(message);
-  e.name = name;
-  return e;
-}
 
 function parseRawHeaders(raw: Buffer[] | null): IncomingHttpHeaders {
   const out: Record<string, string | string[]> = {};
@@ -142,7 +133,7 @@ class UpstreamCall implements UpstreamResponse {
       return false;
     }
     if (this.collecting && this.total > MAX_RESPONSE_BYTES) {
-      this.abort(new GatewayError('upstream_bad_response', { message: 'The upstream response is too large.' }));
+      this.abort(responseTooLarge());
     }
     return true;
   }
@@ -219,7 +210,7 @@ class UpstreamCall implements UpstreamResponse {
     }
     while (!this.done) {
       if (this.failed !== undefined) throw this.failed;
-      if (this.total > MAX_RESPONSE_BYTES) throw new GatewayError('upstream_bad_response', { message: 'The upstream response is too large.' });
+      if (this.total > MAX_RESPONSE_BYTES) throw responseTooLarge();
       await this.waitForData();
     }
     const parts = this.head === 0 ? this.chunks : this.chunks.slice(this.head);

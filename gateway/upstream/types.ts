@@ -4,6 +4,14 @@
  */
 import type { UpstreamRequest } from '../providers/types.js';
 import type { Cancellation } from './cancellation.js';
+import { GatewayError } from '../errors.js';
+
+/** A whole (non-stream) upstream answer larger than this is refused. */
+export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+export function responseTooLarge(): GatewayError {
+  return new GatewayError('upstream_bad_response', { message: 'The upstream response is too large.' });
+}
 
 export interface UpstreamResponse {
   status: number;

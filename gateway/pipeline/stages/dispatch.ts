@@ -12,7 +12,7 @@
 import { GatewayError, UpstreamHttpError } from '../../errors.js';
 import type { RequestContext, Stage, Target } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
-import type { UpstreamResponse } from '../../upstream/types.js';
+import { MAX_RESPONSE_BYTES, responseTooLarge, type UpstreamResponse } from '../../upstream/types.js';
 import type { Usage } from '../../providers/types.js';
 import { classifyUpstreamError } from '../../upstream/classify-error.js';
 import { isBackendFailure } from '../../upstream/circuit-breaker.js';
@@ -22,19 +22,17 @@ import { relayStream, type RelayHooks } from './relay-stream.js';
 import { responseHeaders } from '../respond.js';
 import { estimateCompletionTokens, estimatePromptTokens } from '../estimate.js';
 
-const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
-
 async function readAll(res: UpstreamResponse): Promise<Buffer> {
   if (res.bytes) {
     const b = await res.bytes();
-    if (b.byteLength > MAX_RESPONSE_BYTES) throw new GatewayError('upstream_bad_response', { message: 'The upstream response is too large.' });
+    if (b.byteLength > MAX_RESPONSE_BYTES) throw responseTooLarge();
     return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of res.body) {
     size += c.byteLength;
-    if (size > MAX_RESPONSE_BYTES) throw new GatewayError('upstream_bad_response', { message: 'The upstream response is too large.' });
+    if (size > MAX_RESPONSE_BYTES) throw responseTooLarge();
     chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
   }
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
