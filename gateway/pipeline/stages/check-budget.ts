@@ -106,6 +106,13 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
     return Math.floor(best);
   };
 
+  /** What an ended request spent: nothing for a free cache hit; priced at the alias that answered (a fallback may cost more or less). */
+  const spendOf = (c: RequestContext, admitted: { prompt: number; completion: number }, admittedModel: ReturnType<typeof targetModel>) => {
+    const free = servedFromCache(c) && !config.cache.charge_hits;
+    const used = free ? { prompt: 0, completion: 0 } : usedTokens(c, admitted);
+    return { usd: priceUsd(c.target?.model ?? admittedModel, used.prompt, used.completion), tokens: used.prompt + used.completion };
+  };
+
   return async function checkBudget(ctx: RequestContext) {
     if (!ctx.key) return;
     const scopes = scopesFor(ctx.key, now());
@@ -117,10 +124,8 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
       // Nothing to check, so nothing to hold: the spend is recorded once, at the end.
       const recordId = newReservationId();
       ctx.onEnd.push(async (c) => {
-        const free = servedFromCache(c) && !config.cache.charge_hits;
-        const used = free ? { prompt: 0, completion: 0 } : usedTokens(c, { prompt: 0, completion: 0 });
-        const usd = priceUsd(c.target?.model ?? model, used.prompt, used.completion);
-        recordGauges(scopes, await budgets.record(recordId, scopes, usd, used.prompt + used.completion));
+        const s = spendOf(c, { prompt: 0, completion: 0 }, model);
+        recordGauges(scopes, await budgets.record(recordId, scopes, s.usd, s.tokens));
       });
       return;
     }
@@ -154,12 +159,8 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
     const reservation = result.reservation;
     const admitted = { prompt, completion };
     ctx.onEnd.push(async (c) => {
-      const free = servedFromCache(c) && !config.cache.charge_hits;
-      const used = free ? { prompt: 0, completion: 0 } : usedTokens(c, admitted);
-      // Priced at the alias that answered (a fallback may cost more or less).
-      const usd = priceUsd(c.target?.model ?? model, used.prompt, used.completion);
-      const after = await budgets.settle(reservation, usd, used.prompt + used.completion);
-      recordGauges(scopes, after);
+      const s = spendOf(c, admitted, model);
+      recordGauges(scopes, await budgets.settle(reservation, s.usd, s.tokens));
     });
   };
 }
