@@ -4,9 +4,11 @@
  * tests (local-backend.test.ts) cover tools in the prompt and tool results in the
  * history; this covers what a real model's call turns into on the wire: the JSON answer
  * and the stream frames, in the order the handler writes them (role, text, tool calls,
- * finish, usage), accumulated by the SDK's own stream helper.
+ * finish, usage), served from a real socket and accumulated by the SDK's own stream helper.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { chatCompletion, createChatChunks, SSE_DONE } from '../local-backend/openai-wire.js';
 import type { GenerationResult } from '../local-backend/generate.js';
@@ -23,13 +25,21 @@ const result: GenerationResult = {
   ],
 };
 
-/** An SDK client whose transport answers with the given body. */
-function clientAnswering(body: string, contentType: string): OpenAI {
-  return new OpenAI({
-    apiKey: 'unused',
-    baseURL: 'http://local.invalid/v1',
-    fetch: async () => new Response(body, { status: 200, headers: { 'content-type': contentType } }),
+const servers: Server[] = [];
+afterAll(async () => {
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+});
+
+/** An SDK client on a real socket whose server answers every request with the given body (a stream in pieces, as written). */
+async function clientAnswering(body: string | string[], contentType: string): Promise<OpenAI> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': contentType });
+    for (const piece of Array.isArray(body) ? body : [body]) res.write(piece);
+    res.end();
   });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return new OpenAI({ apiKey: 'unused', baseURL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, maxRetries: 0 });
 }
 
 const params = {
@@ -43,7 +53,7 @@ const params = {
 
 describe('local backend wire format: tool calls', () => {
   it('a JSON answer carries tool_calls with ids, null content and finish_reason tool_calls', async () => {
-    const client = clientAnswering(JSON.stringify(chatCompletion(meta, result)), 'application/json');
+    const client = await clientAnswering(JSON.stringify(chatCompletion(meta, result)), 'application/json');
     const r = await client.chat.completions.create(params);
     const msg = r.choices[0].message;
     expect(r.choices[0].finish_reason).toBe('tool_calls');
@@ -61,8 +71,8 @@ describe('local backend wire format: tool calls', () => {
 
   it('a stream carries them as deltas the SDK accumulates into the same calls, then the usage chunk', async () => {
     const chunks = createChatChunks(meta, true);
-    const sse = [chunks.role(), chunks.toolCalls(result.toolCalls), chunks.finish(result.finishReason), chunks.usage(result), SSE_DONE].join('');
-    const client = clientAnswering(sse, 'text/event-stream');
+    const sse = [chunks.role(), chunks.toolCalls(result.toolCalls), chunks.finish(result.finishReason), chunks.usage(result), SSE_DONE];
+    const client = await clientAnswering(sse, 'text/event-stream');
     const stream = client.chat.completions.stream({ ...params, stream_options: { include_usage: true } });
     const final = await stream.finalChatCompletion();
     expect(final.choices[0].finish_reason).toBe('tool_calls');

@@ -35,7 +35,11 @@ class UwsResponse extends ResponseLifecycle implements HttpResponse {
 
   constructor(private readonly res: UWS.HttpResponse) {
     super();
-    res.onAborted(() => this.markAborted());
+    res.onAborted(() => {
+      if (this.headTimer) clearTimeout(this.headTimer);
+      this.headTimer = undefined;
+      this.markAborted();
+    });
   }
 
   private head(status: number, headers: HeaderList): void {
