@@ -98,6 +98,30 @@ describe.each(exactImplementations)('the %s exact cache store', (_name, make) =>
     await s.a.set(k, { ...entry('stale'), expiresAtMs: Date.now() - 1 }, 60);
     expect(await s.b.get(k)).toBeUndefined();
   });
+
+  it('peek, where offered, finds synchronously what this replica holds in memory, never a stale entry', async () => {
+    if (!s.a.peek) return expect(_name).toBe('redis'); // only the Redis-only store has no memory to peek into
+    const k = uid('peek');
+    expect(s.a.peek(k)).toBeUndefined();
+    const e = entry('peeked');
+    await s.a.set(k, e, 60);
+    expect(s.a.peek(k)).toEqual(e);
+    const stale = uid('peek-stale');
+    await s.a.set(stale, { ...entry('stale'), expiresAtMs: Date.now() - 1 }, 60);
+    expect(s.a.peek(stale)).toBeUndefined();
+  });
+});
+
+describe('the memory-in-front-of-Redis exact cache store', () => {
+  it('peeks into its memory only; get() finds what another replica put in Redis, and peek sees it from then on', async () => {
+    const a = createTieredExactCache(createMemoryExactCache({ maxBytes: 1 << 20 }), createRedisExactCache({ redis: client(), keyPrefix: 'contract:' }));
+    const b = createTieredExactCache(createMemoryExactCache({ maxBytes: 1 << 20 }), createRedisExactCache({ redis: client(), keyPrefix: 'contract:' }));
+    const k = uid('tiered-peek');
+    await a.set(k, entry('from a'), 60);
+    expect(b.peek!(k)).toBeUndefined();
+    expect((await b.get(k))?.response.choices).toEqual(entry('from a').response.choices);
+    expect(b.peek!(k)?.response.choices).toEqual(entry('from a').response.choices);
+  });
 });
 
 describe('the memory exact cache store', () => {

@@ -1,10 +1,11 @@
 /**
  * authenticate: `Authorization: Bearer <virtual key>` → ctx.key. Keys are looked up by
- * their SHA-256 digest and confirmed with timingSafeEqual, so the comparison time
- * says nothing about the key. A key's `models` globs limit the aliases it may use.
- * With no keys configured, auth is off.
+ * their SHA-256 digest only: the one comparison that runs (the map's, on equal hashes)
+ * is between digests, which a caller cannot steer byte by byte, so its time says
+ * nothing about any key (the same argument as comparing HMACs). A key's `models` globs
+ * limit the aliases it may use. With no keys configured, auth is off.
  */
-import { hash, timingSafeEqual } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { KeyConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { RequestContext, Stage } from '../context.js';
@@ -12,33 +13,34 @@ import type { GatewayDeps } from '../deps.js';
 import { compileGlobs } from '../../routing/glob.js';
 
 interface KeyEntry {
-  digest: Buffer;
   key: KeyConfig;
   allows: (alias: string) => boolean;
 }
 
-/** One-shot crypto.hash: no Hash object per request (each carries a weak handle the young GC must process). */
-export function digestKey(secret: string): Buffer {
-  return hash('sha256', secret, 'buffer') as unknown as Buffer;
+/**
+ * One-shot crypto.hash straight to a base64 string: no Hash object and no Buffer per
+ * request (each is an object the young-generation GC must process: a weak handle, an
+ * ArrayBuffer to sweep).
+ */
+export function digestKey(secret: string): string {
+  return hash('sha256', secret, 'base64');
 }
+
+const BEARER = /^Bearer\s+/i;
 
 /** Builds the lookup once per config; also used by the usage/admin endpoints. */
 export function createKeyIndex(keys: readonly KeyConfig[]) {
   const byDigest = new Map<string, KeyEntry>();
-  for (const k of keys) {
-    const digest = digestKey(k.key);
-    byDigest.set(digest.toString('base64'), { digest, key: k, allows: compileGlobs(k.models) });
-  }
+  for (const k of keys) byDigest.set(digestKey(k.key), { key: k, allows: compileGlobs(k.models) });
   return {
     enabled: keys.length > 0,
     /** The entry for a bearer token, or undefined. */
     find(authorization: string | undefined): KeyEntry | undefined {
       if (!authorization) return undefined;
-      const m = /^Bearer\s+(.+)$/i.exec(authorization);
+      const m = BEARER.exec(authorization);
       if (!m) return undefined;
-      const digest = digestKey(m[1].trim());
-      const entry = byDigest.get(digest.toString('base64'));
-      return entry && timingSafeEqual(entry.digest, digest) ? entry : undefined;
+      const token = authorization.slice(m[0].length).trim();
+      return token ? byDigest.get(digestKey(token)) : undefined;
     },
   };
 }

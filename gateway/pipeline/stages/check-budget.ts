@@ -113,22 +113,26 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
     return { usd: priceUsd(c.target?.model ?? admittedModel, used.prompt, used.completion), tokens: used.prompt + used.completion };
   };
 
-  return async function checkBudget(ctx: RequestContext) {
+  // Synchronous for keys without a budget limit (the common case): no Promise, no await.
+  return function checkBudget(ctx: RequestContext) {
     if (!ctx.key) return;
     const scopes = scopesFor(ctx.key, now());
     const model = targetModel(ctx);
     // A key without any budget limit only has its spend recorded: no worst case to reserve,
     // so the prompt need not be tokenized here (hot path of unbudgeted keys).
     const limited = scopes.some((s) => s.limitUsd !== undefined || s.limitTokens !== undefined);
-    if (!limited) {
-      // Nothing to check, so nothing to hold: the spend is recorded once, at the end.
-      const recordId = newReservationId();
-      ctx.onEnd.push(async (c) => {
-        const s = spendOf(c, { prompt: 0, completion: 0 }, model);
-        recordGauges(scopes, await budgets.record(recordId, scopes, s.usd, s.tokens));
-      });
-      return;
-    }
+    if (limited) return reserve(ctx, scopes, model);
+    // Nothing to check, so nothing to hold: the spend is recorded once, at the end — and
+    // not at all when there is none (a free cache hit): recording nothing changes nothing.
+    const recordId = newReservationId();
+    ctx.onEnd.push((c) => {
+      const s = spendOf(c, { prompt: 0, completion: 0 }, model);
+      if (s.usd === 0 && s.tokens === 0) return;
+      return budgets.record(recordId, scopes, s.usd, s.tokens).then((usage) => recordGauges(scopes, usage));
+    });
+  };
+
+  async function reserve(ctx: RequestContext, scopes: RequestBudgetScope[], model: ReturnType<typeof targetModel>): Promise<void> {
     const prompt = promptTokens(ctx, counter);
     let completion = completionAllowance(ctx.endpoint, ctx.body, model);
 
@@ -162,5 +166,5 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
       const s = spendOf(c, admitted, model);
       recordGauges(scopes, await budgets.settle(reservation, s.usd, s.tokens));
     });
-  };
+  }
 }

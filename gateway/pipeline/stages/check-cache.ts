@@ -14,13 +14,13 @@ import type { RequestContext, Stage } from '../context.js';
 import { STOP } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import type { CacheParts } from '../../cache/parts.js';
-import { decideCachePolicy } from '../../cache/policy.js';
+import { decideCachePolicy, type CachePolicy } from '../../cache/policy.js';
 import { exactCacheKey } from '../../cache/key.js';
 import { normaliseVector, semanticQuery } from '../../cache/semantic.js';
 import { CACHE_HEADER, serveEntry, serveFollower } from '../../cache/serve.js';
 import { recordOnCompletion, targetIdOf, type PendingStore } from '../../cache/record.js';
 import type { Leader } from '../../cache/coalesce.js';
-import type { CacheEntry } from '../../cache/entry.js';
+import type { CacheEndpoint, CacheEntry } from '../../cache/entry.js';
 
 const EMBED_WARN_EVERY_MS = 60_000;
 /** How often a replica that lost the cross-replica lock looks for the winner's entry. */
@@ -80,7 +80,9 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
     return undefined;
   }
 
-  return async function checkCache(ctx: RequestContext) {
+  // Synchronous up to a hit held in this process's memory (the cache's hot path): no
+  // Promise and no await unless the lookup must go further (Redis, coalescing, semantic).
+  return function checkCache(ctx: RequestContext) {
     if (ctx.endpoint !== 'chat' && ctx.endpoint !== 'completions') return;
     const targetId = targetIdOf(ctx);
     if (!targetId) return;
@@ -100,8 +102,20 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
     }
     const endpoint = ctx.endpoint;
     const key = exactCacheKey({ endpoint, target: targetId, body: ctx.body, raw: ctx.bodyChanged ? undefined : ctx.rawBody });
-
     if (policy.read && policy.exact) {
+      const local = parts.exact.peek?.(key);
+      if (local) {
+        serveEntry(ctx, local, 'exact', metrics);
+        return STOP;
+      }
+    }
+    return lookFurther(ctx, endpoint, policy, key, targetId);
+  };
+
+  async function lookFurther(ctx: RequestContext, endpoint: CacheEndpoint, policy: CachePolicy, key: string, targetId: string): Promise<typeof STOP | undefined> {
+    const cfg = ctx.config.cache;
+    if (policy.read && policy.exact) {
+      // Beyond this process's memory (peeked above): a tiered store's Redis, or a store without peek.
       const entry = await getExact(ctx, key);
       if (entry) {
         serveEntry(ctx, entry, 'exact', metrics);
@@ -177,5 +191,6 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
       releaseLock();
       throw err;
     }
-  };
+    return undefined;
+  }
 }

@@ -23,11 +23,16 @@ export function createRateLimitStage(deps: GatewayDeps, limits: LimitsStore): St
   const counter = createTokenCounter(config);
   const anyLimits = config.keys.some((k) => k.limits) || Object.values(config.teams).some((t) => t.limits) || Object.values(config.models).some((m) => m.limits) || !!config.limits.global;
 
-  return async function rateLimit(ctx: RequestContext) {
+  // Synchronous when no limit applies (the common case): no Promise, no await per request.
+  return function rateLimit(ctx: RequestContext) {
     if (!anyLimits) return;
     const alias = ctx.target?.alias ?? ctx.modelAlias;
     const probe = requestLimitRules(config, { keyId: ctx.key?.id, team: ctx.key?.team, alias }, 0);
     if (probe.length === 0) return;
+    return limit(ctx, probe);
+  };
+
+  async function limit(ctx: RequestContext, probe: RequestLimitRule[]): Promise<void> {
     const needsTokens = probe.some((r) => r.measure === 'tpm');
     const prompt = needsTokens ? promptTokens(ctx, counter) : 0;
     const completion = needsTokens ? completionAllowance(ctx.endpoint, ctx.body, targetModel(ctx)) : 0;
@@ -55,5 +60,5 @@ export function createRateLimitStage(deps: GatewayDeps, limits: LimitsStore): St
       }
       await limits.release(grant);
     });
-  };
+  }
 }

@@ -38,18 +38,23 @@ export function createMemoryExactCache(opts: MemoryExactCacheOptions): MemoryExa
     opts.onBytes?.(lru.calculatedSize);
   }
 
+  function peek(key: string): CacheEntry | undefined {
+    const held = lru.get(key);
+    if (!held) return undefined;
+    if (held.entry.expiresAtMs <= now()) {
+      lru.delete(key);
+      return undefined;
+    }
+    return held.entry;
+  }
+
   return {
     get bytes() {
       return lru.calculatedSize;
     },
+    peek,
     async get(key) {
-      const held = lru.get(key);
-      if (!held) return undefined;
-      if (held.entry.expiresAtMs <= now()) {
-        lru.delete(key);
-        return undefined;
-      }
-      return held.entry;
+      return peek(key);
     },
     async set(key, entry, ttlS) {
       if (ttlS <= 0) return;

@@ -8,6 +8,7 @@ import type { ExactCacheStore } from './types.js';
 
 export function createTieredExactCache(near: ExactCacheStore, far: ExactCacheStore): ExactCacheStore {
   return {
+    peek: near.peek ? (key) => near.peek!(key) : undefined,
     async get(key) {
       const hot = await near.get(key);
       if (hot) return hot;

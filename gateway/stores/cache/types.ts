@@ -15,6 +15,12 @@ export interface ExactCacheStore {
   /** The live entry under `key`, or undefined (missing, expired or unreadable). */
   get(key: string): Promise<CacheEntry | undefined>;
   /**
+   * Optional, synchronous: the live entry when this process holds it in memory, else
+   * undefined (then get() looks further). Lets a hit in memory be served without a
+   * Promise; stores without a memory tier leave it out.
+   */
+  peek?(key: string): CacheEntry | undefined;
+  /**
    * Stores `entry` for `ttlS` seconds (fractions allowed); replaces any entry under `key`.
    * The stored copy's expiresAtMs is clamped to now + ttlS, so whoever reads it later
    * (a memory tier copying a Redis hit) knows the time it really has left.
