@@ -4,10 +4,82 @@
  * once. Labels come only from bounded sets: model aliases, backend names and key ids
  * from config, fixed enums. Raw user input never becomes a label value.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration } from 'prom-client';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60];
 const OVERHEAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+
+function checkIncrement(n: number): void {
+  if (!(n >= 0) || n === Infinity) throw new TypeError(`A counter cannot be increased by ${n}`);
+}
+
+/**
+ * A Counter for the request path: inc() on it or on a labelled child adds to a plain
+ * number, and the sums reach prom-client when it is scraped, through the counter's
+ * collect hook (prom-client's way to compute values at scrape time). prom-client itself
+ * hashes the label values on every inc() (~0.2 µs hot, more in a real request), and a
+ * request increments up to five counters. Children are cached per label values, which
+ * are bounded like every label here. Exposition, reset and everything else stay
+ * prom-client's.
+ */
+export function batchedCounter<T extends string>(config: CounterConfiguration<T>): Counter<T> {
+  interface Child {
+    target: Counter.Internal;
+    pending: number;
+    inc(n?: number): void;
+  }
+  const children = new Map<string, Child>();
+  let unlabelled = 0;
+  const flush = () => {
+    if (unlabelled !== 0) {
+      const n = unlabelled;
+      unlabelled = 0;
+      baseInc(n);
+    }
+    for (const c of children.values()) {
+      if (c.pending === 0) continue;
+      const n = c.pending;
+      c.pending = 0;
+      c.target.inc(n);
+    }
+  };
+  const counter = new Counter<T>({ ...config, collect: flush });
+  const baseInc = counter.inc.bind(counter) as (a?: unknown, b?: number) => void;
+  const baseLabels = counter.labels.bind(counter) as (...values: unknown[]) => Counter.Internal;
+  const baseReset = counter.reset.bind(counter);
+  counter.inc = ((a?: unknown, b?: number) => {
+    if (a === undefined || typeof a === 'number') {
+      const n = a ?? 1;
+      checkIncrement(n);
+      unlabelled += n;
+    } else {
+      baseInc(a, b);
+    }
+  }) as Counter<T>['inc'];
+  counter.labels = ((...values: unknown[]) => {
+    if (values.length === 1 && typeof values[0] === 'object') return baseLabels(values[0]);
+    const key = values.join('\u0001');
+    let c = children.get(key);
+    if (!c) {
+      const child: Child = {
+        target: baseLabels(...values),
+        pending: 0,
+        inc(n = 1) {
+          checkIncrement(n);
+          child.pending += n;
+        },
+      };
+      children.set(key, (c = child));
+    }
+    return c;
+  }) as Counter<T>['labels'];
+  counter.reset = () => {
+    unlabelled = 0;
+    for (const c of children.values()) c.pending = 0;
+    baseReset();
+  };
+  return counter;
+}
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
@@ -17,23 +89,23 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   return {
     registry,
     // core (issue: core gateway)
-    requests: new Counter({ name: 'switchyard_requests_total', help: 'Requests by model alias, backend and HTTP status.', labelNames: ['model', 'backend', 'status'] as const, registers: r }),
+    requests: batchedCounter({ name: 'switchyard_requests_total', help: 'Requests by model alias, backend and HTTP status.', labelNames: ['model', 'backend', 'status'] as const, registers: r }),
     requestDuration: new Histogram({ name: 'switchyard_request_duration_seconds', help: 'Whole request duration, arrival to last byte.', labelNames: ['model'] as const, buckets: LATENCY_BUCKETS, registers: r }),
     timeToFirstToken: new Histogram({ name: 'switchyard_time_to_first_token_seconds', help: 'Arrival to the first streamed byte sent to the client.', labelNames: ['model'] as const, buckets: LATENCY_BUCKETS, registers: r }),
-    tokens: new Counter({ name: 'switchyard_tokens_total', help: 'Tokens by model alias and type (prompt|completion).', labelNames: ['model', 'type'] as const, registers: r }),
+    tokens: batchedCounter({ name: 'switchyard_tokens_total', help: 'Tokens by model alias and type (prompt|completion).', labelNames: ['model', 'type'] as const, registers: r }),
     inflight: new Gauge({ name: 'switchyard_inflight_requests', help: 'Requests being served right now.', registers: r }),
     upstreamErrors: new Counter({ name: 'switchyard_upstream_errors_total', help: 'Upstream failures by backend and reason.', labelNames: ['backend', 'reason'] as const, registers: r }),
     upstreamDuration: new Histogram({ name: 'switchyard_upstream_duration_seconds', help: 'Time spent waiting on the upstream per request.', labelNames: ['backend'] as const, buckets: LATENCY_BUCKETS, registers: r }),
     overhead: new Histogram({ name: 'switchyard_overhead_seconds', help: 'Time spent in the gateway itself: total minus upstream wait.', labelNames: ['model'] as const, buckets: OVERHEAD_BUCKETS, registers: r }),
     streamInterruptions: new Counter({ name: 'switchyard_stream_interruptions_total', help: 'Streams that ended without a proper end, by backend and reason.', labelNames: ['backend', 'reason'] as const, registers: r }),
     configReloads: new Counter({ name: 'switchyard_config_reloads_total', help: 'Config reloads by result (ok|error).', labelNames: ['result'] as const, registers: r }),
-    toolCalls: new Counter({ name: 'switchyard_tool_calls_total', help: 'Tool calls in responses relayed to clients, by function name (from the request tools list).', labelNames: ['model', 'function'] as const, registers: r }),
-    toolResults: new Counter({ name: 'switchyard_tool_results_total', help: 'Tool-result messages seen in requests, by outcome (success|error).', labelNames: ['outcome'] as const, registers: r }),
+    toolCalls: batchedCounter({ name: 'switchyard_tool_calls_total', help: 'Tool calls in responses relayed to clients, by function name (from the request tools list).', labelNames: ['model', 'function'] as const, registers: r }),
+    toolResults: batchedCounter({ name: 'switchyard_tool_results_total', help: 'Tool-result messages seen in requests, by outcome (success|error).', labelNames: ['outcome'] as const, registers: r }),
 
     // routing, cost, health, admission (issue: providers and routing)
-    cost: new Counter({ name: 'switchyard_cost_usd_total', help: 'Cost in USD by model alias and key id.', labelNames: ['model', 'key'] as const, registers: r }),
-    routingSavings: new Counter({ name: 'switchyard_routing_savings_usd_total', help: 'USD saved by complexity routing against the reference model.', labelNames: ['route', 'class'] as const, registers: r }),
-    routingDecisions: new Counter({ name: 'switchyard_routing_decisions_total', help: 'Routing decisions by route, complexity class and target alias.', labelNames: ['route', 'class', 'target'] as const, registers: r }),
+    cost: batchedCounter({ name: 'switchyard_cost_usd_total', help: 'Cost in USD by model alias and key id.', labelNames: ['model', 'key'] as const, registers: r }),
+    routingSavings: batchedCounter({ name: 'switchyard_routing_savings_usd_total', help: 'USD saved by complexity routing against the reference model.', labelNames: ['route', 'class'] as const, registers: r }),
+    routingDecisions: batchedCounter({ name: 'switchyard_routing_decisions_total', help: 'Routing decisions by route, complexity class and target alias.', labelNames: ['route', 'class', 'target'] as const, registers: r }),
     retries: new Counter({ name: 'switchyard_retries_total', help: 'Upstream retries by backend.', labelNames: ['backend'] as const, registers: r }),
     fallbacks: new Counter({ name: 'switchyard_fallbacks_total', help: 'Fallbacks from one alias to another.', labelNames: ['from', 'to'] as const, registers: r }),
     backendUp: new Gauge({ name: 'switchyard_backend_up', help: '1 when the backend circuit is closed or half-open, 0 when open.', labelNames: ['backend'] as const, registers: r }),
@@ -52,10 +124,10 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     storeOutages: new Counter({ name: 'switchyard_store_outages_total', help: 'Times the shared store became unreachable.', registers: r }),
 
     // cache (issue: caching)
-    cacheRequests: new Counter({ name: 'switchyard_cache_requests_total', help: 'Cache lookups by layer (exact|semantic) and result (hit|miss|bypass).', labelNames: ['layer', 'result'] as const, registers: r }),
-    cacheSavedTokens: new Counter({ name: 'switchyard_cache_saved_tokens_total', help: 'Tokens not sent upstream thanks to the cache.', registers: r }),
-    cacheSavedUsd: new Counter({ name: 'switchyard_cache_saved_usd_total', help: 'USD not spent thanks to the cache.', registers: r }),
-    cacheCoalesced: new Counter({ name: 'switchyard_cache_coalesced_total', help: 'Requests served by joining an identical in-flight request.', registers: r }),
+    cacheRequests: batchedCounter({ name: 'switchyard_cache_requests_total', help: 'Cache lookups by layer (exact|semantic) and result (hit|miss|bypass).', labelNames: ['layer', 'result'] as const, registers: r }),
+    cacheSavedTokens: batchedCounter({ name: 'switchyard_cache_saved_tokens_total', help: 'Tokens not sent upstream thanks to the cache.', registers: r }),
+    cacheSavedUsd: batchedCounter({ name: 'switchyard_cache_saved_usd_total', help: 'USD not spent thanks to the cache.', registers: r }),
+    cacheCoalesced: batchedCounter({ name: 'switchyard_cache_coalesced_total', help: 'Requests served by joining an identical in-flight request.', registers: r }),
     cacheBytes: new Gauge({ name: 'switchyard_cache_bytes', help: 'Bytes held by the in-memory exact cache.', registers: r }),
   };
 }
