@@ -4,7 +4,7 @@
  * once. Labels come only from bounded sets: model aliases, backend names and key ids
  * from config, fixed enums. Raw user input never becomes a label value.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration, type GaugeConfiguration } from 'prom-client';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60];
 const OVERHEAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
@@ -81,6 +81,112 @@ export function batchedCounter<T extends string>(config: CounterConfiguration<T>
   return counter;
 }
 
+/**
+ * A Gauge for the request path (in-flight requests, admission queues): set(), inc() and
+ * dec() on it or on a labelled child change a plain number, and the latest values reach
+ * prom-client when it is scraped (collect hook), as for batchedCounter. A request moves
+ * these gauges four to six times. The object forms go to prom-client directly; a label
+ * set is used through one form only.
+ */
+export function batchedGauge<T extends string>(config: GaugeConfiguration<T>): Gauge<T> {
+  interface Child {
+    target: Gauge.Internal<T>;
+    value: number;
+    dirty: boolean;
+    set(v: number): void;
+    inc(n?: number): void;
+    dec(n?: number): void;
+    setToCurrentTime(): void;
+    startTimer(): () => number;
+  }
+  const children = new Map<string, Child>();
+  let own = 0;
+  let ownDirty = false;
+  const flush = () => {
+    if (ownDirty) {
+      ownDirty = false;
+      baseSet(own);
+    }
+    for (const c of children.values()) {
+      if (!c.dirty) continue;
+      c.dirty = false;
+      c.target.set(c.value);
+    }
+  };
+  const gauge = new Gauge<T>({ ...config, collect: flush });
+  const baseSet = gauge.set.bind(gauge) as (a: unknown, b?: number) => void;
+  const baseInc = gauge.inc.bind(gauge) as (a?: unknown, b?: number) => void;
+  const baseDec = gauge.dec.bind(gauge) as (a?: unknown, b?: number) => void;
+  const baseLabels = gauge.labels.bind(gauge) as (...values: unknown[]) => Gauge.Internal<T>;
+  const baseReset = gauge.reset.bind(gauge);
+  gauge.set = ((a: unknown, b?: number) => {
+    if (typeof a === 'number') {
+      own = a;
+      ownDirty = true;
+    } else baseSet(a, b);
+  }) as Gauge<T>['set'];
+  gauge.inc = ((a?: unknown, b?: number) => {
+    if (a === undefined || typeof a === 'number') {
+      own += a ?? 1;
+      ownDirty = true;
+    } else baseInc(a, b);
+  }) as Gauge<T>['inc'];
+  gauge.dec = ((a?: unknown, b?: number) => {
+    if (a === undefined || typeof a === 'number') {
+      own -= a ?? 1;
+      ownDirty = true;
+    } else baseDec(a, b);
+  }) as Gauge<T>['dec'];
+  gauge.labels = ((...values: unknown[]) => {
+    if (values.length === 1 && typeof values[0] === 'object') return baseLabels(values[0]);
+    const key = values.join('\u0001');
+    let c = children.get(key);
+    if (!c) {
+      const target = baseLabels(...values);
+      const child: Child = {
+        target,
+        value: 0,
+        dirty: false,
+        set(v) {
+          child.value = v;
+          child.dirty = true;
+        },
+        inc(n = 1) {
+          child.value += n;
+          child.dirty = true;
+        },
+        dec(n = 1) {
+          child.value -= n;
+          child.dirty = true;
+        },
+        setToCurrentTime() {
+          child.set(Date.now() / 1000);
+        },
+        startTimer() {
+          const start = performance.now();
+          return () => {
+            const s = (performance.now() - start) / 1000;
+            child.set(s);
+            return s;
+          };
+        },
+      };
+      children.set(key, (c = child));
+    }
+    return c;
+  }) as Gauge<T>['labels'];
+  gauge.reset = () => {
+    own = 0;
+    ownDirty = false;
+    for (const c of children.values()) {
+      c.value = 0;
+      c.dirty = false;
+    }
+    baseReset();
+  };
+  return gauge;
+}
+
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
@@ -93,7 +199,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     requestDuration: new Histogram({ name: 'switchyard_request_duration_seconds', help: 'Whole request duration, arrival to last byte.', labelNames: ['model'] as const, buckets: LATENCY_BUCKETS, registers: r }),
     timeToFirstToken: new Histogram({ name: 'switchyard_time_to_first_token_seconds', help: 'Arrival to the first streamed byte sent to the client.', labelNames: ['model'] as const, buckets: LATENCY_BUCKETS, registers: r }),
     tokens: batchedCounter({ name: 'switchyard_tokens_total', help: 'Tokens by model alias and type (prompt|completion).', labelNames: ['model', 'type'] as const, registers: r }),
-    inflight: new Gauge({ name: 'switchyard_inflight_requests', help: 'Requests being served right now.', registers: r }),
+    inflight: batchedGauge({ name: 'switchyard_inflight_requests', help: 'Requests being served right now.', registers: r }),
     upstreamErrors: new Counter({ name: 'switchyard_upstream_errors_total', help: 'Upstream failures by backend and reason.', labelNames: ['backend', 'reason'] as const, registers: r }),
     upstreamDuration: new Histogram({ name: 'switchyard_upstream_duration_seconds', help: 'Time spent waiting on the upstream per request.', labelNames: ['backend'] as const, buckets: LATENCY_BUCKETS, registers: r }),
     overhead: new Histogram({ name: 'switchyard_overhead_seconds', help: 'Time spent in the gateway itself: total minus upstream wait.', labelNames: ['model'] as const, buckets: OVERHEAD_BUCKETS, registers: r }),
@@ -109,8 +215,8 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     retries: new Counter({ name: 'switchyard_retries_total', help: 'Upstream retries by backend.', labelNames: ['backend'] as const, registers: r }),
     fallbacks: new Counter({ name: 'switchyard_fallbacks_total', help: 'Fallbacks from one alias to another.', labelNames: ['from', 'to'] as const, registers: r }),
     backendUp: new Gauge({ name: 'switchyard_backend_up', help: '1 when the backend circuit is closed or half-open, 0 when open.', labelNames: ['backend'] as const, registers: r }),
-    queueDepth: new Gauge({ name: 'switchyard_queue_depth', help: 'Requests waiting for a backend slot.', labelNames: ['backend'] as const, registers: r }),
-    tokenQueueDepth: new Gauge({ name: 'switchyard_token_queue_depth', help: 'Estimated prompt + max tokens of queued and in-flight requests.', labelNames: ['backend'] as const, registers: r }),
+    queueDepth: batchedGauge({ name: 'switchyard_queue_depth', help: 'Requests waiting for a backend slot.', labelNames: ['backend'] as const, registers: r }),
+    tokenQueueDepth: batchedGauge({ name: 'switchyard_token_queue_depth', help: 'Estimated prompt + max tokens of queued and in-flight requests.', labelNames: ['backend'] as const, registers: r }),
     contentFiltered: new Counter({ name: 'switchyard_content_filter_total', help: 'Content filter actions by route and action (deny|redact).', labelNames: ['route', 'action'] as const, registers: r }),
 
     // limits and budgets (issue: rate limits and budgets)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
-import { batchedCounter } from '../gateway/metrics.js';
+import { batchedCounter, batchedGauge } from '../gateway/metrics.js';
 
 const value = async (r: Registry, name: string, labels: Record<string, string> = {}) => {
   const m = (await r.getMetricsAsJSON()).find((x) => x.name === name);
@@ -49,5 +49,45 @@ describe('batched counters (request-path counters summed locally, handed to prom
     c.labels('x').inc(7); // pending when reset: dropped with the rest
     c.reset();
     expect(await value(r, 't_obj_total', { a: 'x' })).toBeUndefined();
+  });
+});
+
+describe('batched gauges (request-path gauges kept locally, handed to prom-client at scrape)', () => {
+  it('shows the latest value of each gauge at every scrape', async () => {
+    const r = new Registry();
+    const inflight = batchedGauge({ name: 't_inflight', help: 'h', registers: [r] });
+    const queue = batchedGauge({ name: 't_queue', help: 'h', labelNames: ['backend'] as const, registers: [r] });
+    expect(await value(r, 't_inflight')).toBe(0);
+    inflight.inc();
+    inflight.inc();
+    inflight.inc(3);
+    inflight.dec();
+    const a = queue.labels('a');
+    a.set(7);
+    a.inc();
+    queue.labels('b').set(2);
+    queue.labels('b').dec(2);
+    expect(await value(r, 't_inflight')).toBe(4);
+    expect(await value(r, 't_queue', { backend: 'a' })).toBe(8);
+    expect(await value(r, 't_queue', { backend: 'b' })).toBe(0);
+    inflight.dec(4);
+    inflight.set(1);
+    expect(await r.metrics()).toContain('t_inflight 1');
+    // Unchanged between scrapes: the same value again.
+    expect(await value(r, 't_queue', { backend: 'a' })).toBe(8);
+  });
+
+  it('keeps the object forms and reset() of prom-client', async () => {
+    const r = new Registry();
+    const g = batchedGauge({ name: 't_gobj', help: 'h', labelNames: ['a'] as const, registers: [r] });
+    g.set({ a: 'x' }, 5);
+    g.labels({ a: 'y' }).set(3);
+    expect(await value(r, 't_gobj', { a: 'x' })).toBe(5);
+    expect(await value(r, 't_gobj', { a: 'y' })).toBe(3);
+    g.labels('z').set(9);
+    g.reset();
+    expect(await value(r, 't_gobj', { a: 'z' })).toBeUndefined();
+    g.labels('z').inc();
+    expect(await value(r, 't_gobj', { a: 'z' })).toBe(1);
   });
 });
