@@ -14,6 +14,21 @@ function checkIncrement(n: number): void {
 }
 
 /**
+ * labels() for the batched metrics: positional label values are answered from a cache of
+ * our own children (one per label set, made by `make` around prom-client's child); the
+ * object form stays prom-client's.
+ */
+function cachedLabels<C>(baseLabels: (...values: unknown[]) => unknown, make: (target: never) => C, children: Map<string, C>) {
+  return (...values: unknown[]): unknown => {
+    if (values.length === 1 && typeof values[0] === 'object') return baseLabels(values[0]);
+    const key = values.join('\u0001');
+    let c = children.get(key);
+    if (!c) children.set(key, (c = make(baseLabels(...values) as never)));
+    return c;
+  };
+}
+
+/**
  * A Counter for the request path: inc() on it or on a labelled child adds to a plain
  * number, and the sums reach prom-client when it is scraped, through the counter's
  * collect hook (prom-client's way to compute values at scrape time). prom-client itself
@@ -56,23 +71,21 @@ export function batchedCounter<T extends string>(config: CounterConfiguration<T>
       baseInc(a, b);
     }
   }) as Counter<T>['inc'];
-  counter.labels = ((...values: unknown[]) => {
-    if (values.length === 1 && typeof values[0] === 'object') return baseLabels(values[0]);
-    const key = values.join('\u0001');
-    let c = children.get(key);
-    if (!c) {
+  counter.labels = cachedLabels(
+    baseLabels,
+    (target: Counter.Internal): Child => {
       const child: Child = {
-        target: baseLabels(...values),
+        target,
         pending: 0,
         inc(n = 1) {
           checkIncrement(n);
           child.pending += n;
         },
       };
-      children.set(key, (c = child));
-    }
-    return c;
-  }) as Counter<T>['labels'];
+      return child;
+    },
+    children,
+  ) as Counter<T>['labels'];
   counter.reset = () => {
     unlabelled = 0;
     for (const c of children.values()) c.pending = 0;
@@ -132,17 +145,12 @@ export function batchedGauge<T extends string>(config: GaugeConfiguration<T>): G
     } else baseInc(a, b);
   }) as Gauge<T>['inc'];
   gauge.dec = ((a?: unknown, b?: number) => {
-    if (a === undefined || typeof a === 'number') {
-      own -= a ?? 1;
-      ownDirty = true;
-    } else baseDec(a, b);
+    if (a === undefined || typeof a === 'number') gauge.inc(-(a ?? 1));
+    else baseDec(a, b);
   }) as Gauge<T>['dec'];
-  gauge.labels = ((...values: unknown[]) => {
-    if (values.length === 1 && typeof values[0] === 'object') return baseLabels(values[0]);
-    const key = values.join('\u0001');
-    let c = children.get(key);
-    if (!c) {
-      const target = baseLabels(...values);
+  gauge.labels = cachedLabels(
+    baseLabels,
+    (target: Gauge.Internal<T>): Child => {
       const child: Child = {
         target,
         value: 0,
@@ -152,12 +160,10 @@ export function batchedGauge<T extends string>(config: GaugeConfiguration<T>): G
           child.dirty = true;
         },
         inc(n = 1) {
-          child.value += n;
-          child.dirty = true;
+          child.set(child.value + n);
         },
         dec(n = 1) {
-          child.value -= n;
-          child.dirty = true;
+          child.set(child.value - n);
         },
         setToCurrentTime() {
           child.set(Date.now() / 1000);
@@ -171,10 +177,10 @@ export function batchedGauge<T extends string>(config: GaugeConfiguration<T>): G
           };
         },
       };
-      children.set(key, (c = child));
-    }
-    return c;
-  }) as Gauge<T>['labels'];
+      return child;
+    },
+    children,
+  ) as Gauge<T>['labels'];
   gauge.reset = () => {
     own = 0;
     ownDirty = false;

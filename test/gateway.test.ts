@@ -269,4 +269,16 @@ describe.each(['uws', 'node'] as const)('the gateway on %s', (serverKind) => {
       'process_cpu_user_seconds_total',
     ]) expect(m).toContain(name);
   });
+
+  it('counts a stream as in flight while it is open, and no longer once it ended', async () => {
+    const inflight = async () => Number(/^switchyard_inflight_requests (\S+)$/m.exec(await (await fetch(`${gw.url}/metrics`)).text())?.[1]);
+    expect(await inflight()).toBe(0);
+    mock.enqueue({ chunks: 4, chunkDelayMs: 100 });
+    const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    const it = stream[Symbol.asyncIterator]();
+    await it.next(); // the stream is open and relaying
+    expect(await inflight()).toBe(1);
+    while (!(await it.next()).done) { /* read to the end */ }
+    expect(await inflight()).toBe(0);
+  });
 });
