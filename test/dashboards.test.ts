@@ -203,6 +203,7 @@ describe.skipIf(!hasPrometheus)('Grafana panel queries against a real Prometheus
   let mock: MockUpstream | undefined;
   let gw: TestGateway | undefined;
   let traffic: NodeJS.Timeout | undefined;
+  const pending = new Set<Promise<unknown>>();
 
   beforeAll(async () => {
     target = await startStandInGateway().start();
@@ -214,8 +215,15 @@ describe.skipIf(!hasPrometheus)('Grafana panel queries against a real Prometheus
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: 'Bearer sk-team-a' },
         body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `hi ${Math.random()}` }], stream, max_tokens: 16 }),
-      }).then((r) => r.text(), () => '');
-    traffic = setInterval(() => void Promise.all([send(false), send(true)]), 100);
+      })
+        // The body read fails too when the gateway closes under a stream in afterAll: catch both.
+        .then((r) => r.text())
+        .catch(() => '');
+    traffic = setInterval(() => {
+      const batch = Promise.all([send(false), send(true)]);
+      pending.add(batch);
+      void batch.finally(() => pending.delete(batch));
+    }, 100);
     prom = await startPrometheus({
       targets: [
         { job: 'switchyard', target: target.gateway },
@@ -229,6 +237,7 @@ describe.skipIf(!hasPrometheus)('Grafana panel queries against a real Prometheus
 
   afterAll(async () => {
     clearInterval(traffic);
+    await Promise.allSettled([...pending]);
     await prom?.stop();
     await target?.stop();
     await gw?.close();
