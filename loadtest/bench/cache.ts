@@ -12,12 +12,11 @@
  *
  *   npm run bench -- --only cache [--quick]
  */
-import { cpuSeconds, median, sleep, startBenchGateway } from './process.js';
+import { cpuSeconds, loadgen, median, sleep, startBenchGateway } from './process.js';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
 import type { BenchContext } from './run.js';
 
 const CONNECTIONS = 64;
@@ -33,26 +32,13 @@ const UPSTREAM_LATENCIES_MS = [0, 20];
 const body = JSON.stringify({ model: 'gpt-4o-mini', temperature: 0, messages: [{ role: 'user', content: 'Say hello in one word.' }] });
 
 
-
-
-
 async function startCacheGateway(ctx: BenchContext): Promise<{ child: ChildProcess; url: string }> {
   return startBenchGateway({ entry: ctx.gatewayEntry, mockUrl: ctx.mockUrl, key: ctx.key, cache: true, dir: mkdtempSync(join(tmpdir(), 'switchyard-bench-cache-')) });
 }
 
 /** One autocannon run from this process; GET when no body. loadgenUs: this process's CPU per request. */
-async function cannon(url: string, ctx: BenchContext, requestBody: string | undefined, connections = CONNECTIONS, duration = ctx.duration) {
-  const cpu0 = process.cpuUsage();
-  const r = await autocannon({
-    url,
-    method: requestBody === undefined ? 'GET' : 'POST',
-    connections,
-    duration,
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${ctx.key}` },
-    body: requestBody,
-  });
-  const used = process.cpuUsage(cpu0);
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx, total: r.requests.total, loadgenUs: (used.user + used.system) / Math.max(1, r.requests.total) };
+function cannon(url: string, ctx: BenchContext, requestBody: string | undefined, connections = CONNECTIONS, duration = ctx.duration) {
+  return loadgen(url, { connections, duration, key: ctx.key, body: requestBody });
 }
 
 /** switchyard_cache_requests_total{layer="exact",result=...} from the gateway's /metrics. */

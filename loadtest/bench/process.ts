@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
+import autocannon from 'autocannon';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -65,4 +66,23 @@ export async function startBenchGateway(opts: { entry: string[]; mockUrl: string
   const url = `http://127.0.0.1:${port}`;
   await waitReady(`${url}/ready`);
   return { child, url };
+}
+
+/**
+ * One autocannon run from this process (GET when no body), with this process's CPU per
+ * request: the load generator shares the cores, so its cost is part of every figure.
+ */
+export async function loadgen(url: string, opts: { connections: number; duration: number; key: string; body?: string; rate?: number }) {
+  const cpu0 = process.cpuUsage();
+  const r = await autocannon({
+    url,
+    method: opts.body === undefined ? 'GET' : 'POST',
+    connections: opts.connections,
+    duration: opts.duration,
+    overallRate: opts.rate,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${opts.key}` },
+    body: opts.body,
+  });
+  const used = process.cpuUsage(cpu0);
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx, total: r.requests.total, loadgenUs: (used.user + used.system) / Math.max(1, r.requests.total) };
 }

@@ -15,12 +15,12 @@
  *   npm run bench -- --quick      1 pair, short runs (smoke)
  *   npm run bench -- --only a,c   selected sections
  */
-import { cpuSeconds, median, rssMb, sleep, startBenchGateway } from './process.js';
+import { cpuSeconds, loadgen, median, rssMb, sleep, startBenchGateway } from './process.js';
+import { startCalibrationTargets } from './calibration.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
 import { Pool, request } from 'undici';
 
 const args = process.argv.slice(2);
@@ -57,17 +57,8 @@ function startProcess(name: string, argv: string[], env: Record<string, string>,
 const chatBody = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello in one word.' }] });
 const streamBody = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello.' }], stream: true, stream_options: { include_usage: true } });
 
-async function cannon(url: string, opts: { connections: number; rate?: number; body?: string }) {
-  const r = await autocannon({
-    url,
-    method: 'POST',
-    connections: opts.connections,
-    duration: DURATION,
-    overallRate: opts.rate,
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-    body: opts.body ?? chatBody,
-  });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx, total: r.requests.total };
+function cannon(url: string, opts: { connections: number; rate?: number; body?: string }) {
+  return loadgen(url, { connections: opts.connections, duration: DURATION, key: KEY, body: opts.body ?? chatBody, rate: opts.rate });
 }
 
 /** Open-loop load at a fixed rate with evenly spaced arrivals; latency from each request's scheduled time. */
@@ -187,22 +178,47 @@ async function main(): Promise<void> {
     await cannon(through, { connections: 16 });
 
     if (want('a')) {
-      const d: number[] = [];
-      const g: number[] = [];
-      const cpu: number[] = [];
-      for (let i = 0; i < PAIRS; i++) {
-        d.push((await cannon(direct, { connections: 64 })).rps);
-        await sleep(500);
-        const c0 = cpuSeconds(ctx.gatewayPid);
-        const r = await cannon(through, { connections: 64 });
-        cpu.push(((cpuSeconds(ctx.gatewayPid) - c0) / r.total) * 1e6);
-        g.push(r.rps);
-        if (r.errors) throw new Error(`gateway answered ${r.errors} errors under load`);
-        await sleep(500);
+      // Calibration proxies in front of the same mock, in the same alternating pairs: what a
+      // proxy hop costs on this machine at all (see calibration.ts).
+      const calibration = await startCalibrationTargets(mockUrl);
+      const paths = [
+        { name: 'direct', url: direct, pids: [mock.child.pid!] },
+        { name: 'Switchyard', url: through, pids: [ctx.gatewayPid] },
+        ...calibration,
+      ];
+      const rps = paths.map(() => [] as number[]);
+      const cpu = paths.map(() => [] as number[]);
+      try {
+        for (const p of calibration) await cannon(p.url, { connections: 16 });
+        for (let i = 0; i < PAIRS; i++) {
+          for (const [k, p] of paths.entries()) {
+            const c0 = p.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+            const r = await cannon(p.url, { connections: 64 });
+            if (r.errors) throw new Error(`${p.name} answered ${r.errors} errors under load`);
+            cpu[k]!.push(((p.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - c0) / r.total) * 1e6);
+            rps[k]!.push(r.rps);
+            await sleep(500);
+          }
+        }
+      } finally {
+        for (const p of calibration) await p.stop();
       }
-      const ratio = median(g) / median(d);
-      report.a = { direct_rps: median(d), gateway_rps: median(g), ratio, gateway_cpu_us_per_request: median(cpu), target: '>= 0.50', pass: ratio >= 0.5 };
-      console.log(`(a) saturation @64: direct ${median(d).toFixed(0)} req/s, gateway ${median(g).toFixed(0)} req/s → ${(ratio * 100).toFixed(1)}% of direct (target ≥ 50%); gateway CPU ${median(cpu).toFixed(0)} µs/request`);
+      const d = median(rps[0]!);
+      const ratio = median(rps[1]!) / d;
+      report.a = {
+        direct_rps: d,
+        gateway_rps: median(rps[1]!),
+        ratio,
+        gateway_cpu_us_per_request: median(cpu[1]!),
+        mock_cpu_us_per_request: median(cpu[0]!),
+        calibration: Object.fromEntries(paths.slice(2).map((p, j) => [p.name, { rps: median(rps[j + 2]!), ratio: median(rps[j + 2]!) / d, cpu_us_per_request: median(cpu[j + 2]!) }])),
+        target: '>= 0.50',
+        pass: ratio >= 0.5,
+      };
+      console.log(`(a) saturation @64: direct ${d.toFixed(0)} req/s (mock CPU ${median(cpu[0]!).toFixed(0)} µs/request), gateway ${median(rps[1]!).toFixed(0)} req/s → ${(ratio * 100).toFixed(1)}% of direct (target ≥ 50%); gateway CPU ${median(cpu[1]!).toFixed(0)} µs/request`);
+      for (const [j, p] of paths.slice(2).entries()) {
+        console.log(`(a) calibration, same pairs: ${p.name} ${median(rps[j + 2]!).toFixed(0)} req/s → ${((median(rps[j + 2]!) / d) * 100).toFixed(1)}% of direct; CPU ${median(cpu[j + 2]!).toFixed(0)} µs/request`);
+      }
     }
 
     if (want('b')) {
