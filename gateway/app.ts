@@ -111,7 +111,25 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
     };
   }
 
+  /**
+   * The servers' entry: nothing a request does may throw into the server callback (that
+   * would end the process for every client). The pipeline catches its own errors; this
+   * guards everything around it.
+   */
   function handle(req: HttpRequest, res: HttpResponse, body: Buffer): void {
+    try {
+      route(req, res, body);
+    } catch (err) {
+      logger.error({ err, path: req.path.slice(0, 200), method: req.method }, 'request handler threw');
+      try {
+        plainError(req, res, new GatewayError('internal_error', { detail: err }));
+      } catch {
+        /* the response is unusable: the server closes the connection */
+      }
+    }
+  }
+
+  function route(req: HttpRequest, res: HttpResponse, body: Buffer): void {
     const endpoint = ENDPOINTS[req.path];
     if (endpoint !== undefined) {
       if (req.method !== 'POST') return plainError(req, res, new GatewayError('method_not_allowed', { headers: { allow: 'POST' } }));
@@ -152,8 +170,9 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
     }
     if (req.path === '/v1/usage' || req.path.startsWith('/admin/')) return handleApi(req, res);
     if (req.path.startsWith('/v1/models/') && req.method === 'GET') {
-      const id = decodeURIComponent(req.path.slice('/v1/models/'.length));
-      if (gen.deps.config.models[id]) return text(res, 200, JSON.stringify({ id, object: 'model', created: 0, owned_by: 'switchyard' }));
+      const id = decodePathSegment(req.path.slice('/v1/models/'.length));
+      if (id === undefined) return plainError(req, res, badPathEncoding());
+      if (Object.hasOwn(gen.deps.config.models, id)) return text(res, 200, JSON.stringify({ id, object: 'model', created: 0, owned_by: 'switchyard' }));
       return plainError(req, res, new GatewayError('model_not_found', { message: `The model '${id}' does not exist.` }));
     }
     plainError(req, res, new GatewayError('not_found', { message: `Unknown path: ${req.method} ${req.path.slice(0, 200)}` }));
@@ -176,7 +195,9 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
       p = handleAdminListKeys(apiDeps, auth);
     } else if (reset) {
       if (req.method !== 'POST') return plainError(req, res, new GatewayError('method_not_allowed', { headers: { allow: 'POST' } }));
-      p = handleAdminResetKey(apiDeps, auth, decodeURIComponent(reset[1]), new URLSearchParams(req.query).get('period'));
+      const keyId = decodePathSegment(reset[1]!);
+      if (keyId === undefined) return plainError(req, res, badPathEncoding());
+      p = handleAdminResetKey(apiDeps, auth, keyId, new URLSearchParams(req.query).get('period'));
     } else {
       return plainError(req, res, new GatewayError('not_found', { message: `Unknown path: ${req.method} ${req.path.slice(0, 200)}` }));
     }
@@ -256,3 +277,14 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
     },
   };
 }
+
+/** A percent-encoded path segment, or undefined when its escapes are malformed (`%`, `%E0%A4%A`). */
+function decodePathSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+const badPathEncoding = () => new GatewayError('invalid_request', { message: 'The path has a malformed percent-encoding.' });

@@ -14,7 +14,11 @@ beforeAll(async () => {
   mock = await startMockUpstream();
   gw = await startTestGateway(
     mockConfig(mock.url, {
-      models: { 'gpt-4o-mini': { backend: 'mock', model: 'gpt-4o-mini', price: { input: 0.15, output: 0.6 }, context_window: 1000 } },
+      models: {
+        'gpt-4o-mini': { backend: 'mock', model: 'gpt-4o-mini', price: { input: 0.15, output: 0.6 }, context_window: 1000 },
+        renamed: { backend: 'mock', model: 'gpt-4o-mini' },
+      },
+      cache: { exact: { enabled: true } },
       routes: [{ name: 'all', match: { model: '*' }, context: 'reject', filters: { pii: { prompts: true } } }],
     }),
   );
@@ -39,6 +43,10 @@ const CASES: Array<[string, string, number]> = [
   ['max_tokens negative', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":-1}', 400],
   ['max_tokens fractional', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":1.5}', 400],
   ['max_tokens a string', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":"10"}', 400],
+  ['max_completion_tokens negative', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_completion_tokens":-5}', 400],
+  ['max_completion_tokens a string', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_completion_tokens":"lots"}', 400],
+  ['max_completion_tokens beyond any integer', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_completion_tokens":1e308}', 400],
+  ['nested 200 levels deep', `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"x":${'['.repeat(200)}${']'.repeat(200)}}`, 400],
   ['max_tokens beyond the context window', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":5000}', 400],
 ];
 
@@ -71,11 +79,47 @@ describe('bad input', () => {
     }
   });
 
-  it('parses 5,000 levels of nesting without a stack overflow', async () => {
-    const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":${'['.repeat(5000)}${']'.repeat(5000)}}]}`;
-    const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-    expect(res.status).toBeLessThan(500);
+  it('refuses 5,000 levels of nesting with a 400, wherever they are and whatever would walk them', async () => {
+    const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+    const bodies = [
+      `{"model":"gpt-4o-mini","messages":[{"role":"user","content":${deep}}]}`,
+      // temperature 0: the exact cache would canonicalise the body for its key.
+      `{"model":"gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"x"}],"x":${deep}}`,
+      // an alias whose upstream name differs: the body would be re-serialised.
+      `{"model":"renamed","messages":[{"role":"user","content":"x"}],"x":${deep}}`,
+    ];
+    for (const body of bodies) {
+      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(res.status, body.slice(0, 80)).toBe(400);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/nested more than 128 levels/);
+    }
+  });
+
+  it('accepts a body nested 100 levels deep (deep tool schemas are real)', async () => {
+    let schema: Record<string, unknown> = { type: 'string' };
+    for (let i = 0; i < 45; i++) schema = { type: 'object', properties: { child: schema } };
+    const tools = [{ type: 'function', function: { name: 'deep', parameters: schema } }];
+    const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], tools }) });
+    expect(res.status).toBe(200);
     await res.arrayBuffer();
+  });
+
+  it('answers a malformed percent-escape in a path with a 400 and keeps serving', async () => {
+    for (const [method, path] of [['GET', '/v1/models/%'], ['GET', '/v1/models/%E0%A4%A'], ['POST', '/admin/keys/%/reset']]) {
+      const res = await fetch(`${gw.url}${path}`, { method });
+      expect(res.status, path).toBe(400);
+      expect(((await res.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
+    }
+    expect((await fetch(`${gw.url}/health`)).status).toBe(200);
+  });
+
+  it('does not take inherited object properties for model ids', async () => {
+    for (const id of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      const res = await fetch(`${gw.url}/v1/models/${id}`);
+      expect(res.status, id).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('model_not_found');
+    }
+    expect((await fetch(`${gw.url}/v1/models/gpt-4o-mini`)).status).toBe(200);
   });
 
   it('keeps serving after all of that', async () => {

@@ -122,6 +122,29 @@ describe.each(['uws', 'node'] as const)('the gateway on %s', (serverKind) => {
     expect(line.usage_estimated).toBe(true);
   });
 
+  it('never estimates a stream cut before its usage chunk at zero completion tokens (client abort, upstream reset)', async () => {
+    // Injection on: the gateway expects a usage chunk, so it relays content events unparsed.
+    mock.enqueue({ chunks: 200, chunkDelayMs: 20, chunkText: 'word ' });
+    const ac = new AbortController();
+    const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'cut by client' }], stream: true }, { signal: ac.signal });
+    let seen = 0;
+    for await (const chunk of stream) if (chunk.choices[0]?.delta?.content && ++seen === 8) ac.abort();
+    await expect.poll(() => gw.logs.find((l) => l.msg === 'request' && l.stream_outcome === 'client_aborted')).toBeTruthy();
+    const abortLine = gw.logs.find((l) => l.msg === 'request' && l.stream_outcome === 'client_aborted')!;
+    expect(abortLine.usage_estimated).toBe(true);
+    expect(abortLine.completion_tokens).toBeGreaterThanOrEqual(8);
+
+    mock.enqueue({ chunks: 50, resetAfterChunks: 20, chunkText: 'word ' });
+    const cut = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'cut by upstream' }], stream: true });
+    await expect(async () => {
+      for await (const _ of cut) void _;
+    }).rejects.toThrow();
+    await expect.poll(() => gw.logs.find((l) => l.msg === 'request' && l.stream_outcome === 'interrupted')).toBeTruthy();
+    const cutLine = gw.logs.find((l) => l.msg === 'request' && l.stream_outcome === 'interrupted')!;
+    expect(cutLine.usage_estimated).toBe(true);
+    expect(cutLine.completion_tokens).toBeGreaterThanOrEqual(20);
+  });
+
   it('answers completions and embeddings and lists the model aliases', async () => {
     const c = await client.completions.create({ model: 'gpt-4o-mini', prompt: 'Say hi' });
     expect(c.choices[0].text).toBe('Hello from mock');

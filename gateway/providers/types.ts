@@ -65,6 +65,13 @@ export interface StreamState {
   toolCalls: string[];
   /** Characters of generated text relayed, for estimating usage when none came. */
   contentChars: number;
+  /**
+   * Events relayed without being parsed (a usage chunk was expected, so their text was
+   * not counted): if the stream is cut before that chunk, each counts as one token —
+   * OpenAI-style servers send about one token per event — so a cut stream is never
+   * estimated at zero.
+   */
+  uncountedEvents?: number;
   /** Concatenated generated text, only when requested (cache, completion filters). */
   text?: string;
   finishReason?: string;

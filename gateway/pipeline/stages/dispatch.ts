@@ -72,9 +72,9 @@ function scrubSecret(body: Buffer, secret: string | undefined): Buffer {
 }
 
 /** Usage when the backend reported none (counted only then: tokenizing costs). */
-function estimatedUsage(ctx: RequestContext, contentChars: number): Usage {
+function estimatedUsage(ctx: RequestContext, contentChars: number, uncountedEvents = 0): Usage {
   const prompt = estimatePromptTokens(ctx);
-  const completion = estimateCompletionTokens(contentChars);
+  const completion = estimateCompletionTokens(contentChars) + uncountedEvents;
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, estimated: true };
 }
 
@@ -227,7 +227,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       metrics.streamInterruptions.labels(name, 'error_event').inc();
     }
     // Never bill a cut stream as zero: estimate what was generated when no usage came.
-    ctx.usage = st.state.usage ?? estimatedUsage(ctx, st.state.contentChars);
+    ctx.usage = st.state.usage ?? estimatedUsage(ctx, st.state.contentChars, st.state.uncountedEvents);
   }
 
   return async function dispatch(ctx: RequestContext) {

@@ -5,6 +5,44 @@
 import { GatewayError } from '../../errors.js';
 import type { RequestContext, Stage } from '../context.js';
 
+const TOKEN_LIMIT_PARAMS = ['max_tokens', 'max_completion_tokens'] as const;
+
+/**
+ * JSON.parse takes any depth, but every recursive walk after it (the cache key,
+ * re-serialising a changed body, translators, filters) would overflow the stack on a
+ * few thousand levels; no real request (tool schemas included) comes near this.
+ */
+export const MAX_NESTING = 128;
+
+/** Iterative (no recursion to overflow); ~0.1 µs for a typical chat body. */
+export function nestedDeeperThan(root: object, limit: number): boolean {
+  const stack: unknown[] = [root];
+  const depths: number[] = [0];
+  while (stack.length > 0) {
+    const v = stack.pop() as Record<string, unknown> | unknown[];
+    const d = depths.pop()!;
+    if (d >= limit) return true;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const c = v[i];
+        if (c !== null && typeof c === 'object') {
+          stack.push(c);
+          depths.push(d + 1);
+        }
+      }
+    } else {
+      for (const k in v) {
+        const c = v[k];
+        if (c !== null && typeof c === 'object') {
+          stack.push(c);
+          depths.push(d + 1);
+        }
+      }
+    }
+  }
+  return false;
+}
+
 export function createParseRequestStage(): Stage {
   return function parseRequest(ctx: RequestContext) {
     let body: unknown;
@@ -29,8 +67,14 @@ export function createParseRequestStage(): Stage {
     if (ctx.endpoint === 'embeddings' && b.input === undefined) {
       throw new GatewayError('invalid_request', { message: "'input' is required", param: 'input' });
     }
-    if (b.max_tokens !== undefined && b.max_tokens !== null && (!Number.isInteger(b.max_tokens) || (b.max_tokens as number) < 1)) {
-      throw new GatewayError('invalid_request', { message: "'max_tokens' must be a positive integer", param: 'max_tokens' });
+    for (const param of TOKEN_LIMIT_PARAMS) {
+      const v = b[param];
+      if (v !== undefined && v !== null && (!Number.isSafeInteger(v) || (v as number) < 1)) {
+        throw new GatewayError('invalid_request', { message: `'${param}' must be a positive integer`, param });
+      }
+    }
+    if (nestedDeeperThan(b, MAX_NESTING)) {
+      throw new GatewayError('invalid_request', { message: `The request body is nested more than ${MAX_NESTING} levels deep.` });
     }
     ctx.body = b;
     ctx.modelAlias = b.model;

@@ -45,7 +45,7 @@ export function buildOpenAIRequest(input: TranslateRequestInput): UpstreamReques
 }
 
 class OpenAIStreamTranslator implements StreamTranslator {
-  readonly state: StreamState = { done: false, toolCalls: [], contentChars: 0 };
+  readonly state: StreamState = { done: false, toolCalls: [], contentChars: 0, uncountedEvents: 0 };
   private readonly parseAll: boolean;
 
   constructor(private readonly opts: StreamOptions) {
@@ -64,7 +64,10 @@ class OpenAIStreamTranslator implements StreamTranslator {
     const hasUsage = USAGE_OBJECT.test(d);
     const mayBeError = d.includes('"error"');
     const hasTools = d.includes('"tool_calls"');
-    if (!hasUsage && !mayBeError && !hasTools && !this.parseAll) return `${prefix}data: ${d}\n\n`;
+    if (!hasUsage && !mayBeError && !hasTools && !this.parseAll) {
+      this.state.uncountedEvents!++;
+      return `${prefix}data: ${d}\n\n`;
+    }
 
     let chunk: ChunkShape;
     try {
