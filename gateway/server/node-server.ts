@@ -9,6 +9,11 @@ import type { HeaderList, HttpRequest, HttpResponse, HttpServer, RequestHandler,
 import { GatewayError } from '../errors.js';
 import { ResponseLifecycle } from './response-lifecycle.js';
 
+/** Time allowed for a request's head. */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** Time allowed for a whole request (head and body; a 10 MB body on a slow link fits). */
+export const REQUEST_TIMEOUT_MS = 120_000;
+
 class NodeResponse extends ResponseLifecycle implements HttpResponse {
   constructor(private readonly res: ServerResponse) {
     super();
@@ -45,7 +50,11 @@ class NodeResponse extends ResponseLifecycle implements HttpResponse {
 }
 
 export function createNodeServer(opts: ServerOptions, handler: RequestHandler): HttpServer {
-  const server = createServer({ keepAliveTimeout: 65000, requestTimeout: 0 }, (req: IncomingMessage, res: ServerResponse) => {
+  // Slow or silent clients are cut as uWS cuts them: a connection that has not sent its
+  // request head within HEADERS_TIMEOUT_MS, or its whole body within REQUEST_TIMEOUT_MS,
+  // is closed (408), so idle sockets cannot pile up to the descriptor limit. Responses
+  // (long streams) are not limited by these.
+  const server = createServer({ keepAliveTimeout: 65000, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 }, (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const headers: Record<string, string> = {};

@@ -26,6 +26,19 @@ export function loadUws(): UwsModule {
   return require('uWebSockets.js') as UwsModule;
 }
 
+/** Headers of which node:http keeps the first when a request repeats them. */
+const FIRST_WINS = new Set(['age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent']);
+
+/**
+ * A repeated request header, merged as node:http merges it, so both servers see the
+ * same request: the first of a singleton (two Authorization headers → the first one),
+ * cookies joined with '; ', every other header joined with ', '.
+ */
+function mergeDuplicateHeader(headers: Record<string, string>, name: string, value: string): void {
+  if (FIRST_WINS.has(name)) return;
+  headers[name] += name === 'cookie' ? `; ${value}` : `, ${value}`;
+}
+
 class UwsResponse extends ResponseLifecycle implements HttpResponse {
   private ended = false;
   private headWritten = false;
@@ -33,7 +46,11 @@ class UwsResponse extends ResponseLifecycle implements HttpResponse {
   private pendingHead: { status: number; headers: HeaderList } | undefined;
   private headTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly res: UWS.HttpResponse) {
+  /** `isHead`: a HEAD request, answered with the head only (and the length GET would send). */
+  constructor(
+    private readonly res: UWS.HttpResponse,
+    private readonly isHead = false,
+  ) {
     super();
     res.onAborted(() => {
       if (this.headTimer) clearTimeout(this.headTimer);
@@ -53,7 +70,12 @@ class UwsResponse extends ResponseLifecycle implements HttpResponse {
     this.ended = true;
     this.res.cork(() => {
       this.head(status, headers);
-      this.res.end(body);
+      if (this.isHead) {
+        // The length GET would send, by hand: this uWS build's endWithoutBody(length)
+        // leaves the response unfinished and the connection unusable.
+        this.res.writeHeader('content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength));
+        this.res.endWithoutBody();
+      } else this.res.end(body);
     });
   }
 
@@ -136,7 +158,8 @@ export function createUwsServer(uws: UwsModule, opts: ServerOptions, handler: Re
   app.any('/*', (res, req) => {
     const headers: Record<string, string> = {};
     req.forEach((k, v) => {
-      headers[k] = v;
+      if (headers[k] === undefined) headers[k] = v;
+      else mergeDuplicateHeader(headers, k, v);
     });
     const request: HttpRequest = {
       method: req.getMethod().toUpperCase(),
@@ -144,7 +167,7 @@ export function createUwsServer(uws: UwsModule, opts: ServerOptions, handler: Re
       query: req.getQuery() ?? '',
       headers,
     };
-    const response = new UwsResponse(res);
+    const response = new UwsResponse(res, request.method === 'HEAD');
 
     if (request.method === 'GET' || request.method === 'HEAD') {
       handler(request, response, Buffer.alloc(0));
