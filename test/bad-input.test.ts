@@ -46,6 +46,7 @@ const CASES: Array<[string, string, number]> = [
   ['max_completion_tokens negative', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_completion_tokens":-5}', 400],
   ['max_completion_tokens a string', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_completion_tokens":"lots"}', 400],
   ['max_completion_tokens beyond any integer', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_completion_tokens":1e308}', 400],
+  ['model longer than 512 characters', `{"model":"${'m'.repeat(20000)}","messages":[{"role":"user","content":"x"}]}`, 400],
   ['nested 200 levels deep', `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"x":${'['.repeat(200)}${']'.repeat(200)}}`, 400],
   ['max_tokens beyond the context window', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":5000}', 400],
 ];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../gateway/config/schema.js';
 import { compileRoutes, matchRoute, pickTargets, type MatchInput } from '../gateway/routing/match.js';
-import { createRouter, requestFeatures } from '../gateway/routing/router.js';
+import { createRouter, formatRouteInfo, requestFeatures } from '../gateway/routing/router.js';
 
 const config = ConfigSchema.parse({
   routes: [
@@ -125,5 +125,15 @@ describe('request features', () => {
     expect(requestFeatures({ messages: [{ role: 'user', content: 'x' }] })).toEqual({ hasTools: false, hasImages: false });
     expect(requestFeatures({ tools: [{ type: 'function', function: { name: 'f' } }], messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'image_url', image_url: { url: 'https://x/y.png' } }] }] })).toEqual({ hasTools: true, hasImages: true });
     expect(requestFeatures({ tools: [], messages: [] })).toEqual({ hasTools: false, hasImages: false });
+  });
+});
+
+describe('the x-switchyard-route value', () => {
+  it('is printable ASCII and bounded, whatever the model id', () => {
+    expect(formatRouteInfo({ route: 'r', class: 'simple', target: 'gpt-4o-mini' })).toBe('route=r; class=simple; target=gpt-4o-mini');
+    expect(formatRouteInfo({ target: 'modèle\r\nx-evil: 1' })).toBe('target=mod%C3%A8le%0D%0Ax-evil: 1');
+    const long = formatRouteInfo({ target: 'm'.repeat(20_000) });
+    expect(long.length).toBeLessThanOrEqual('target='.length + 256 + 3);
+    expect(long.endsWith('...')).toBe(true);
   });
 });

@@ -36,8 +36,12 @@ export interface Router {
  * Header values must be ASCII: only the non-ASCII runs (a Chinese keyword) are
  * percent-encoded, so `rule=keyword:%E5%88%86%E6%9E%90` stays readable.
  */
+/** Route info values are config names or a model id: bounded, in case a caller's id is long. */
+const MAX_INFO_VALUE = 256;
+
 function headerSafe(v: string): string {
-  return /^[\x20-\x7e]*$/.test(v) ? v : v.replace(/[^\x20-\x7e]+/g, (run) => encodeURIComponent(run));
+  const safe = /^[\x20-\x7e]*$/.test(v) ? v : v.replace(/[^\x20-\x7e]+/g, (run) => encodeURIComponent(run));
+  return safe.length > MAX_INFO_VALUE ? `${safe.slice(0, MAX_INFO_VALUE)}...` : safe;
 }
 
 export function formatRouteInfo(parts: { route?: string; class?: string; rule?: string; target?: string }): string {

@@ -5,6 +5,9 @@
 import { GatewayError } from '../../errors.js';
 import type { RequestContext, Stage } from '../context.js';
 
+/** No model id comes near this; a longer one would only end up in headers and log lines. */
+export const MAX_MODEL_NAME = 512;
+
 const TOKEN_LIMIT_PARAMS = ['max_tokens', 'max_completion_tokens'] as const;
 
 /**
@@ -57,6 +60,9 @@ export function createParseRequestStage(): Stage {
     const b = body as Record<string, unknown>;
     if (typeof b.model !== 'string' || b.model === '') {
       throw new GatewayError('invalid_request', { message: 'you must provide a model parameter', param: 'model' });
+    }
+    if (b.model.length > MAX_MODEL_NAME) {
+      throw new GatewayError('invalid_request', { message: `'model' is longer than ${MAX_MODEL_NAME} characters`, param: 'model' });
     }
     if (ctx.endpoint === 'chat' && (!Array.isArray(b.messages) || b.messages.length === 0)) {
       throw new GatewayError('invalid_request', { message: "'messages' must be a non-empty array", param: 'messages' });
