@@ -252,6 +252,27 @@ describe.each(['uws', 'node'] as const)('the gateway on %s', (serverKind) => {
     expect((err as InstanceType<typeof OpenAI.APIError>).message).toContain('upstream says no');
   });
 
+  it("fills the fields a server's partial OpenAI error leaves out, keeping what it sent", async () => {
+    const send = async () => {
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
+      });
+      return { status: res.status, body: (await res.json()) as { error: Record<string, unknown>; extra?: unknown } };
+    };
+    mock.enqueue({ status: 400, errorBody: { error: { message: 'prompt too long for this server' }, extra: 1 } });
+    const a = await send();
+    expect(a.status).toBe(400);
+    expect(a.body.error).toEqual({ message: 'prompt too long for this server', type: 'invalid_request_error', param: null, code: null });
+    expect(a.body.extra).toBe(1);
+
+    mock.enqueue({ status: 409, errorBody: { error: { message: 'busy', code: 'conflict', object: 'error' } } });
+    const b = await send();
+    expect(b.status).toBe(409);
+    expect(b.body.error).toEqual({ message: 'busy', type: 'invalid_request_error', param: null, code: 'conflict', object: 'error' });
+  });
+
   it('never relays the provider key, even when the upstream echoes it in an error', async () => {
     mock.enqueue({ status: 401, errorBody: { error: { message: 'Incorrect API key provided: sk-upstream-secret.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } } });
     const err = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);

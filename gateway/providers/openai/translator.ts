@@ -44,6 +44,8 @@ export function buildOpenAIRequest(input: TranslateRequestInput): UpstreamReques
   return { method: 'POST', path: PATHS[input.endpoint], headers, body };
 }
 
+const defaultErrorType = (status: number) => (status >= 500 ? 'server_error' : 'invalid_request_error');
+
 class OpenAIStreamTranslator implements StreamTranslator {
   readonly state: StreamState = { done: false, toolCalls: [], contentChars: 0, uncountedEvents: 0 };
   private readonly parseAll: boolean;
@@ -123,11 +125,28 @@ export const openAITranslator: Translator = {
     const text = decoder.decode(body);
     try {
       const parsed = JSON.parse(text) as { error?: unknown };
-      if (parsed && typeof parsed === 'object' && parsed.error && typeof parsed.error === 'object') return { status, body };
+      if (parsed && typeof parsed === 'object' && parsed.error && typeof parsed.error === 'object' && !Array.isArray(parsed.error)) {
+        const e = parsed.error as Record<string, unknown>;
+        // OpenAI's shape already: the bytes as they came.
+        if (typeof e.message === 'string' && typeof e.type === 'string' && 'param' in e && 'code' in e) return { status, body };
+        // A server's partial version of it (vLLM, llama.cpp and others leave fields out):
+        // the same error with the missing fields filled, so clients can rely on all four.
+        const filled = {
+          ...parsed,
+          error: {
+            ...e,
+            message: typeof e.message === 'string' ? e.message : `upstream answered ${status}`,
+            type: typeof e.type === 'string' ? e.type : defaultErrorType(status),
+            param: e.param ?? null,
+            code: e.code ?? null,
+          },
+        };
+        return { status, body: JSON.stringify(filled) };
+      }
     } catch {
       /* wrap below */
     }
-    const type = status >= 500 ? 'server_error' : 'invalid_request_error';
+    const type = defaultErrorType(status);
     return { status, body: JSON.stringify(errorBody(`upstream_${status}`, text.slice(0, 500) || `upstream answered ${status}`, type)) };
   },
 };
