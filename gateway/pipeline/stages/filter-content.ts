@@ -4,10 +4,15 @@
  * without a route, or whose route has no filters, passes untouched.
  *
  *   deny.patterns / deny.keywords → 400 content_filter (the rule goes to the log only:
- *                                   telling the client which rule fired helps evade it)
- *   pii.prompts (default on)      → e-mails, phones, cards, secrets in every message
- *                                   text (and completions prompt / embeddings input)
- *                                   replaced in ctx.body; ctx.bodyChanged = true
+ *                                   telling the client which rule fired helps evade it);
+ *                                   matched against NFKC-normalised text without
+ *                                   invisible characters (a zero-width space inside a
+ *                                   keyword does not hide it)
+ *   pii.prompts (default on)      → e-mails, phones, cards, secrets replaced in ctx.body;
+ *                                   ctx.bodyChanged = true
+ * Both look at every caller-supplied text that reaches the model (forEachText): message
+ * content and names, earlier tool-call arguments, tool descriptions, completions prompt,
+ * embeddings input.
  *
  * Deny rules are compiled once per config generation, when the stage is created, so a
  * bad regex fails start-up (or the reload) instead of a request. Patterns are
@@ -51,33 +56,51 @@ export function compileFilters(route: RouteConfig, index: number): CompiledFilte
   return { deny, redactPrompts };
 }
 
-/** Calls visit on every user-supplied text in an OpenAI request body; visit may return a replacement. */
+/** Calls visit(text) on a string property; a returned string replaces it. */
+function visitField(obj: unknown, field: string, visit: (text: string) => string | void): void {
+  if (!obj || typeof obj !== 'object') return;
+  const o = obj as Record<string, unknown>;
+  const v = o[field];
+  if (typeof v !== 'string') return;
+  const r = visit(v);
+  if (typeof r === 'string') o[field] = r;
+}
+
+/**
+ * Calls visit on every caller-supplied text in an OpenAI request body that goes to the
+ * model; visit may return a replacement. Message content (string or text parts), message
+ * names, the arguments of earlier tool calls in the history, tool and function
+ * descriptions, completions prompts and embeddings input.
+ */
 export function forEachText(body: Record<string, unknown>, visit: (text: string) => string | void): void {
   const messages = body.messages;
   if (Array.isArray(messages)) {
     for (const m of messages) {
       if (!m || typeof m !== 'object') continue;
-      const msg = m as { content?: unknown };
-      if (typeof msg.content === 'string') {
-        const r = visit(msg.content);
-        if (typeof r === 'string') msg.content = r;
-      } else if (Array.isArray(msg.content)) {
+      const msg = m as { content?: unknown; tool_calls?: unknown; function_call?: unknown };
+      if (typeof msg.content === 'string') visitField(msg, 'content', visit);
+      else if (Array.isArray(msg.content)) {
         for (const part of msg.content) {
-          const p = part as { type?: unknown; text?: unknown } | null;
-          if (p && p.type === 'text' && typeof p.text === 'string') {
-            const r = visit(p.text);
-            if (typeof r === 'string') p.text = r;
-          }
+          const p = part as { type?: unknown } | null;
+          if (p && p.type === 'text') visitField(p, 'text', visit);
         }
       }
+      visitField(msg, 'name', visit);
+      if (Array.isArray(msg.tool_calls)) for (const call of msg.tool_calls) visitField((call as { function?: unknown } | null)?.function, 'arguments', visit);
+      visitField(msg.function_call, 'arguments', visit);
+    }
+  }
+  for (const list of [body.tools, body.functions]) {
+    if (!Array.isArray(list)) continue;
+    for (const t of list) {
+      const fn = (t as { function?: unknown } | null)?.function ?? t;
+      visitField(fn, 'description', visit);
     }
   }
   for (const field of ['prompt', 'input'] as const) {
     const v = body[field];
-    if (typeof v === 'string') {
-      const r = visit(v);
-      if (typeof r === 'string') body[field] = r;
-    } else if (Array.isArray(v)) {
+    if (typeof v === 'string') visitField(body, field, visit);
+    else if (Array.isArray(v)) {
       v.forEach((s, i) => {
         if (typeof s !== 'string') return;
         const r = visit(s);
@@ -85,6 +108,17 @@ export function forEachText(body: Record<string, unknown>, visit: (text: string)
       });
     }
   }
+}
+
+/** Characters that render as nothing: a keyword with one inside must still match. */
+const INVISIBLE = /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\uFEFF]/g;
+
+/** The text deny rules are matched against: compatibility-normalised (full-width and ligature forms fold), invisible characters removed. */
+export function textForMatching(text: string): string {
+  // ASCII-only text (the common case) has nothing to fold or remove.
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(text)) return text;
+  return text.normalize('NFKC').replace(INVISIBLE, '');
 }
 
 export function createFilterContentStage(deps: GatewayDeps): Stage {
@@ -107,7 +141,7 @@ export function createFilterContentStage(deps: GatewayDeps): Stage {
     for (const { re, rule } of f.deny) {
       let hit = false;
       forEachText(ctx.body, (text) => {
-        if (!hit && re.test(text)) hit = true;
+        if (!hit && re.test(textForMatching(text))) hit = true;
       });
       if (hit) {
         metrics.contentFiltered.labels(route.name, 'deny').inc();
