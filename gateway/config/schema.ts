@@ -85,7 +85,11 @@ export const BackendSchema = z.strictObject({
   connect_timeout_ms: positiveInt.default(10000),
   /** Time to the upstream's response headers (non-stream: whole answer's first byte). */
   headers_timeout_ms: positiveInt.optional(),
-  /** Overall request timeout, and the longest gap between two body chunks. */
+  /**
+   * From dispatch (time waiting for a pooled connection included): the whole answer of a
+   * non-stream request, the response head of a stream; and the longest gap between two
+   * body chunks.
+   */
   timeout_ms: positiveInt.default(60000),
   keep_alive_ms: positiveInt.default(30000),
   /** Set stream_options.include_usage upstream; off for servers that reject it. */

@@ -66,6 +66,8 @@ class UpstreamCall implements UpstreamResponse {
     private readonly rejectHead: (err: unknown) => void,
     cancel: Cancellation,
     timeoutMs: number | undefined,
+    /** The timer stops at the response head (a stream: from then on only gaps between chunks are limited). */
+    private readonly untilHead = false,
   ) {
     cancel.onAbort(() => this.abort(abortError('AbortError', 'The client went away.')));
     if (timeoutMs) {
@@ -115,6 +117,7 @@ class UpstreamCall implements UpstreamResponse {
     this.rawHeaders = rawHeaders;
     this.resumeSocket = resume;
     this.headSettled = true;
+    if (this.untilHead) this.settle();
     this.resolveHead(this);
     return true;
   }
@@ -255,7 +258,12 @@ export function createHttpBackendClient(name: string, cfg: BackendConfig, baseUr
     request(req: UpstreamRequest, opts: RequestOptions): Promise<UpstreamResponse> {
       if (opts.cancel.aborted) return Promise.reject(abortError('AbortError', 'The client went away.'));
       return new Promise<UpstreamResponse>((resolve, reject) => {
-        const call = new UpstreamCall(resolve, reject, opts.cancel, opts.timeoutMs);
+        // A route's timeout_ms bounds the whole exchange. Otherwise the backend's bounds the
+        // head, counted from now (time queued for a pooled connection included), and for a
+        // whole answer its end too; a stream's gaps are undici's bodyTimeout.
+        const call = opts.timeoutMs
+          ? new UpstreamCall(resolve, reject, opts.cancel, opts.timeoutMs)
+          : new UpstreamCall(resolve, reject, opts.cancel, cfg.timeout_ms, opts.stream === true);
         pool.dispatch({ path: basePath + req.path, method: req.method as 'POST', headers: req.headers, body: req.body }, call);
       });
     },

@@ -33,8 +33,10 @@ export interface UpstreamResponse {
 export interface RequestOptions {
   /** Cancelled when the client goes away (or a caller's deadline passes): stop the upstream work. */
   cancel: Cancellation;
-  /** Per-request override of the backend's timeout (route timeout_ms). */
+  /** Per-request override of the backend's timeout (route timeout_ms): bounds the whole exchange. */
   timeoutMs?: number;
+  /** A streamed answer: the backend's timeout_ms bounds its head, not its whole length. */
+  stream?: boolean;
 }
 
 export interface BackendClient {

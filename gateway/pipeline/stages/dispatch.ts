@@ -16,9 +16,9 @@ import { MAX_RESPONSE_BYTES, responseTooLarge, type UpstreamResponse } from '../
 import type { Usage } from '../../providers/types.js';
 import { classifyUpstreamError } from '../../upstream/classify-error.js';
 import { isBackendFailure } from '../../upstream/circuit-breaker.js';
-import { parseRetryAfter, retryDelayMs, sleep } from '../../upstream/retry.js';
+import { isRetryableStatus, parseRetryAfter, retryDelayMs, sleep } from '../../upstream/retry.js';
 import { redactCompletionBody, redactStreamTranslator } from '../../routing/redact-completions.js';
-import { relayStream, type RelayHooks } from './relay-stream.js';
+import { maskSecret, relayStream, type RelayHooks } from './relay-stream.js';
 import { responseHeaders } from '../respond.js';
 import { estimateCompletionTokens, estimatePromptTokens } from '../estimate.js';
 
@@ -66,10 +66,46 @@ function queueTokens(ctx: RequestContext): number {
  * they were given ("Incorrect API key provided: ..."). The gateway's own key never
  * leaves: any verbatim occurrence is masked before the body is relayed.
  */
-function scrubSecret(body: Buffer, secret: string | undefined): Buffer {
-  if (!secret || secret.length < 8 || !body.includes(secret)) return body;
-  return Buffer.from(body.toString('utf8').split(secret).join('[redacted]'));
+function scrubSecret<T extends Uint8Array | string>(body: T, secret: string | undefined): T {
+  if (!secret || secret.length < 8) return body;
+  if (typeof body === 'string') return maskSecret(body, secret) as T;
+  const b = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (!b.includes(secret)) return body;
+  return Buffer.from(b.toString('utf8').split(secret).join('[redacted]')) as unknown as T;
 }
+
+/** RFC 9110's IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT" (V8's Date.parse alone accepts nearly anything). */
+const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
+/** A Retry-After worth relaying: delay-seconds or an HTTP-date; anything else is dropped. */
+function validRetryAfter(value: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  const t = v.trim();
+  if (/^\d{1,10}$/.test(t)) return t;
+  return HTTP_DATE.test(t) && Number.isFinite(Date.parse(t)) ? t : undefined;
+}
+
+/**
+ * What a non-stream answer must look like to be relayed as one: a JSON object. Empty
+ * bodies, HTML error pages, SSE for a non-stream request and compressed bytes are
+ * not answers; they fail the attempt as upstream_bad_response (retryable: another
+ * try or a fallback may answer properly).
+ */
+function notAnAnswer(upstream: UpstreamResponse, body: Uint8Array): string | undefined {
+  const enc = upstream.headers['content-encoding'];
+  if (enc && enc !== 'identity') return `a body encoded as ${String(enc).slice(0, 40)}`;
+  let i = 0;
+  while (i < body.length && (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09)) i++;
+  if (i === body.length) return 'an empty body';
+  if (body[i] !== 0x7b /* { */) {
+    const type = String(upstream.headers['content-type'] ?? 'no content type').slice(0, 60);
+    return `a body that is not a JSON object (${type})`;
+  }
+  return undefined;
+}
+
+const badResponse = (what: string) => new GatewayError('upstream_bad_response', { message: `The upstream backend sent ${what}.` });
 
 /** Usage when the backend reported none (counted only then: tokenizing costs). */
 function estimatedUsage(ctx: RequestContext, contentChars: number, uncountedEvents = 0): Usage {
@@ -147,6 +183,12 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     /** A connect/reset/timeout before the answer was complete: counted, judged, maybe retried. */
     const networkFailure = (err: unknown): AttemptFailure => {
       ctx.upstreamNs += process.hrtime.bigint() - t0;
+      if (err instanceof GatewayError && err.code === 'upstream_bad_response') {
+        // Read whole but unusable (too large): the backend is up, and asking again brings the same.
+        metrics.upstreamErrors.labels(name, 'bad_response').inc();
+        setVerdict('success');
+        return new AttemptFailure(err, 'next');
+      }
       const c = classifyUpstreamError(err, ctx.abort.aborted);
       metrics.upstreamErrors.labels(name, c.reason).inc();
       if (c.reason !== 'aborted') setVerdict('failure');
@@ -154,9 +196,22 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     };
     let upstream: UpstreamResponse;
     try {
-      upstream = await client.request(upReq, { cancel: ctx.abort, timeoutMs: ctx.route?.timeout_ms });
+      upstream = await client.request(upReq, { cancel: ctx.abort, timeoutMs: ctx.route?.timeout_ms, stream: ctx.stream });
     } catch (err) {
       throw networkFailure(err);
+    }
+
+    if (upstream.status < 200 || (upstream.status >= 300 && upstream.status < 400) || upstream.status > 599) {
+      // A redirect (the gateway follows none: the base_url is wrong) or no HTTP status at all.
+      void upstream.dump().catch(() => undefined);
+      ctx.upstreamNs += process.hrtime.bigint() - t0;
+      setVerdict(upstream.status > 599 ? 'failure' : 'success');
+      metrics.upstreamErrors.labels(name, 'bad_response').inc();
+      const location = upstream.headers.location;
+      throw new AttemptFailure(
+        badResponse(`HTTP status ${upstream.status}${location ? ' (a redirect: check the backend base_url)' : ''}`),
+        upstream.status > 599 ? 'retry' : 'next',
+      );
     }
 
     if (upstream.status >= 400) {
@@ -169,12 +224,13 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       ctx.upstreamNs += process.hrtime.bigint() - t0;
       setVerdict(isBackendFailure(upstream.status) ? 'failure' : 'success');
       metrics.upstreamErrors.labels(name, upstream.status >= 500 ? 'http_5xx' : upstream.status === 429 ? 'http_429' : 'http_4xx').inc();
-      const t = translator.translateError(upstream.status, scrubSecret(body, target.backend.api_key));
+      const secret = target.backend.api_key;
+      const t = translator.translateError(upstream.status, scrubSecret(body, secret));
       const headers: Record<string, string> = {};
-      const ra = upstream.headers['retry-after'];
-      if (ra) headers['retry-after'] = Array.isArray(ra) ? ra[0] : ra;
-      const retryable = upstream.status === 429 || upstream.status >= 500;
-      throw new AttemptFailure(new UpstreamHttpError(t.status, t.body, headers), retryable ? 'retry' : 'fatal', parseRetryAfter(upstream.headers));
+      const ra = validRetryAfter(upstream.headers['retry-after']);
+      if (ra) headers['retry-after'] = ra;
+      // Scrubbed again after translation: re-serialising can decode an escaped key.
+      throw new AttemptFailure(new UpstreamHttpError(t.status, scrubSecret(t.body, secret), headers), isRetryableStatus(upstream.status) ? 'retry' : 'fatal', parseRetryAfter(upstream.headers));
     }
 
     ctx.target = target;
@@ -187,8 +243,14 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
         throw networkFailure(err);
       }
       ctx.upstreamNs += process.hrtime.bigint() - t0;
+      const bad = notAnAnswer(upstream, body);
+      if (bad) {
+        setVerdict('failure');
+        metrics.upstreamErrors.labels(name, 'bad_response').inc();
+        throw new AttemptFailure(badResponse(bad), 'retry');
+      }
       setVerdict('success');
-      const out = translator.translateResponse(ctx.endpoint, body, ctx.modelAlias);
+      const out = translator.translateResponse(ctx.endpoint, scrubSecret(body, target.backend.api_key), ctx.modelAlias);
       if (redact) {
         const r = redactCompletionBody(out.body);
         if (r.count) metrics.contentFiltered.labels(ctx.route!.name, 'redact').inc();
@@ -205,6 +267,16 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     }
 
     ctx.upstreamNs += process.hrtime.bigint() - t0;
+    const type = String(upstream.headers['content-type'] ?? '');
+    const enc = upstream.headers['content-encoding'];
+    if ((enc && enc !== 'identity') || (type !== '' && !type.startsWith('text/event-stream'))) {
+      // Not a stream (a server that ignored stream: true, or compressed bytes), found out
+      // before anything reached the client: another attempt or a fallback may do better.
+      void upstream.dump().catch(() => undefined);
+      setVerdict('failure');
+      metrics.upstreamErrors.labels(name, 'bad_response').inc();
+      throw new AttemptFailure(badResponse(enc && enc !== 'identity' ? `a stream encoded as ${String(enc).slice(0, 40)}` : `${type.slice(0, 60)} instead of an event stream`), 'retry');
+    }
     setVerdict('success');
     ctx.status = 200;
     ctx.res.writeHead(200, responseHeaders(ctx, 'text/event-stream'));
@@ -215,7 +287,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       collectText: ctx.locals.collectStreamText === true,
     });
     if (redact) st = redactStreamTranslator(st);
-    const result = await relayStream(ctx, upstream, st, ctx.locals.streamHooks as RelayHooks | undefined);
+    const result = await relayStream(ctx, upstream, st, ctx.locals.streamHooks as RelayHooks | undefined, target.backend.api_key);
     ctx.streamOutcome = result.outcome;
     ctx.locals.streamState = st.state;
     ctx.toolCalls = st.state.toolCalls;

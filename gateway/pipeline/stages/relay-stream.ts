@@ -4,6 +4,13 @@
  * the provider's stream translator, and whatever it yields is written at once — no
  * whole-response buffering, backpressure honoured. A stream that ends without its
  * proper end gets an explicit SSE error event, never a clean-looking end.
+ *
+ * Also: the upstream's SSE comments (keep-alives such as `: ping` while a model thinks)
+ * are relayed, so idle timeouts between here and the client do not cut a stream the
+ * upstream keeps alive; the client's stream ends at the upstream's [DONE] even when the
+ * upstream holds its connection open after it (the rest is discarded in the background);
+ * an event the upstream leaves unterminated at its end is still delivered; and the
+ * backend's key, should the upstream echo it, is masked in everything written.
  */
 import { createParser } from 'eventsource-parser';
 import { streamErrorEvent } from '../../errors.js';
@@ -22,16 +29,30 @@ export interface RelayHooks {
   onText?: (text: string) => void;
 }
 
+/** The backend key never reaches a client, even when an upstream echoes it (≥ 8 characters: shorter ones are placeholders). */
+export function maskSecret(text: string, secret: string | undefined): string {
+  return secret && secret.length >= 8 && text.includes(secret) ? text.split(secret).join('[redacted]') : text;
+}
+
 export async function relayStream(
   ctx: RequestContext,
   upstream: UpstreamResponse,
   translator: StreamTranslator,
   hooks: RelayHooks = {},
+  secret?: string,
 ): Promise<RelayResult> {
   let out = '';
+  /** `out` holds more than comments: the first such write is the first byte (TTFT). */
+  let outHasEvents = false;
   const parser = createParser({
     onEvent(ev) {
-      out += translator.push({ event: ev.event, data: ev.data });
+      const text = translator.push({ event: ev.event, data: ev.data });
+      if (text === '') return;
+      out += text;
+      outHasEvents = true;
+    },
+    onComment(comment) {
+      out += `: ${comment}\n\n`;
     },
   });
   const decoder = new TextDecoder();
@@ -47,9 +68,10 @@ export async function relayStream(
       // Whatever else has already arrived goes out in the same client write.
       for (let more = upstream.readBuffered?.(); more !== undefined; more = upstream.readBuffered?.()) parser.feed(decoder.decode(more, { stream: true }));
       if (out !== '') {
-        const text = out;
+        const text = maskSecret(out, secret);
         out = '';
-        if (ctx.firstByteNs === undefined) ctx.firstByteNs = process.hrtime.bigint();
+        if (outHasEvents && ctx.firstByteNs === undefined) ctx.firstByteNs = process.hrtime.bigint();
+        outHasEvents = false;
         hooks.onText?.(text);
         const drained = ctx.res.write(text);
         if (drained) {
@@ -60,6 +82,22 @@ export async function relayStream(
         }
       }
       if (ctx.res.aborted) break;
+      if (translator.state.done) {
+        // [DONE]: the answer is complete, whether or not the upstream closes now.
+        void upstream.dump().catch(() => undefined);
+        break;
+      }
+    }
+    if (!translator.state.done && !ctx.res.aborted) {
+      // An event the upstream left unterminated at its end (e.g. a last line without its
+      // blank line, or bare-CR line endings) is still an event.
+      parser.feed(`${decoder.decode()}\n\n`);
+      if (out !== '') {
+        const text = maskSecret(out, secret);
+        out = '';
+        hooks.onText?.(text);
+        ctx.res.write(text);
+      }
     }
   } catch (err) {
     error = err;

@@ -27,6 +27,19 @@ interface ChunkShape {
   choices?: Array<{ delta?: { content?: string | null; tool_calls?: Array<{ function?: { name?: string } }> }; text?: string; finish_reason?: string | null }>;
   usage?: Record<string, unknown> | null;
   error?: { message?: string; code?: string | null; type?: string };
+  /** vLLM's older in-stream error: {"object":"error","message":...,"type":...,"code":...}. */
+  object?: string;
+  message?: string;
+  type?: string;
+  code?: string | number | null;
+}
+
+/**
+ * One SSE event as text. An event whose data spans several lines (valid SSE: the
+ * parser joined its `data:` lines with \n) gets one `data:` per line again.
+ */
+function sse(prefix: string, d: string): string {
+  return d.includes('\n') ? `${prefix}data: ${d.replaceAll('\n', '\ndata: ')}\n\n` : `${prefix}data: ${d}\n\n`;
 }
 
 export function buildOpenAIRequest(input: TranslateRequestInput): UpstreamRequest {
@@ -68,18 +81,26 @@ class OpenAIStreamTranslator implements StreamTranslator {
     const hasTools = d.includes('"tool_calls"');
     if (!hasUsage && !mayBeError && !hasTools && !this.parseAll) {
       this.state.uncountedEvents!++;
-      return `${prefix}data: ${d}\n\n`;
+      return sse(prefix, d);
     }
 
     let chunk: ChunkShape;
     try {
       chunk = JSON.parse(d) as ChunkShape;
     } catch {
-      return `${prefix}data: ${d}\n\n`;
+      return sse(prefix, d);
     }
     if (chunk.error && !chunk.choices) {
       this.state.error = { message: chunk.error.message ?? 'upstream error', code: chunk.error.code ?? null, type: chunk.error.type };
-      return `${prefix}data: ${d}\n\n`;
+      return sse(prefix, d);
+    }
+    if (chunk.object === 'error' && !chunk.choices) {
+      // The older vLLM shape, rewritten as OpenAI's so clients recognise it as an error.
+      const message = typeof chunk.message === 'string' ? chunk.message : 'upstream error';
+      const code = chunk.code === undefined || chunk.code === null ? null : String(chunk.code);
+      const type = typeof chunk.type === 'string' ? chunk.type : 'server_error';
+      this.state.error = { message, code, type };
+      return `${prefix}data: ${JSON.stringify(errorBody(code, message, type))}\n\n`;
     }
     const choice = chunk.choices?.[0];
     if (choice) {
@@ -96,7 +117,7 @@ class OpenAIStreamTranslator implements StreamTranslator {
       if (usage) this.state.usage = usage;
       if (this.opts.injectedUsage && !this.opts.clientWantsUsage && (!chunk.choices || chunk.choices.length === 0)) return '';
     }
-    return `${prefix}data: ${d}\n\n`;
+    return sse(prefix, d);
   }
 }
 
