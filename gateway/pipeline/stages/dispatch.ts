@@ -93,16 +93,16 @@ function validRetryAfter(value: string | string[] | undefined): string | undefin
  * try or a fallback may answer properly).
  */
 function notAnAnswer(upstream: UpstreamResponse, body: Uint8Array): string | undefined {
-  const enc = upstream.headers['content-encoding'];
-  if (enc && enc !== 'identity') return `a body encoded as ${String(enc).slice(0, 40)}`;
   let i = 0;
   while (i < body.length && (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09)) i++;
+  // The hot path reads one byte: headers are only parsed to explain a refusal (compressed
+  // bytes never start with '{').
+  if (i < body.length && body[i] === 0x7b /* { */) return undefined;
+  const enc = upstream.headers['content-encoding'];
+  if (enc && enc !== 'identity') return `a body encoded as ${String(enc).slice(0, 40)}`;
   if (i === body.length) return 'an empty body';
-  if (body[i] !== 0x7b /* { */) {
-    const type = String(upstream.headers['content-type'] ?? 'no content type').slice(0, 60);
-    return `a body that is not a JSON object (${type})`;
-  }
-  return undefined;
+  const type = String(upstream.headers['content-type'] ?? 'no content type').slice(0, 60);
+  return `a body that is not a JSON object (${type})`;
 }
 
 const badResponse = (what: string) => new GatewayError('upstream_bad_response', { message: `The upstream backend sent ${what}.` });
