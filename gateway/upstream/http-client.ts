@@ -15,6 +15,7 @@ import type { BackendConfig } from '../config/schema.js';
 import type { UpstreamRequest } from '../providers/types.js';
 import { MAX_RESPONSE_BYTES, responseTooLarge, type BackendClient, type RequestOptions, type UpstreamResponse } from './types.js';
 import { abortError, type Cancellation } from './cancellation.js';
+import { DeadlineQueue, type Expirable } from './deadlines.js';
 
 /** Streamed bytes held for a slow reader before undici stops reading the socket. */
 const HIGH_WATER_BYTES = 256 * 1024;
@@ -38,7 +39,7 @@ function parseRawHeaders(raw: Buffer[] | null): IncomingHttpHeaders {
 type Waiter = { resolve: () => void; reject: (err: unknown) => void };
 
 /** One upstream request: undici's (legacy, unwrapped) dispatch handler and the response it yields. */
-class UpstreamCall implements UpstreamResponse {
+class UpstreamCall implements UpstreamResponse, Expirable {
   status = 0;
   private rawHeaders: Buffer[] | null = null;
   private parsedHeaders: IncomingHttpHeaders | undefined;
@@ -59,21 +60,37 @@ class UpstreamCall implements UpstreamResponse {
   private pendingAbort: Error | undefined;
   private waiter: Waiter | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private deadlines: DeadlineQueue | undefined;
+  private deadlineSlot = 0;
+  private deadlineMs = 0;
   private headSettled = false;
 
   constructor(
     private readonly resolveHead: (r: UpstreamResponse) => void,
     private readonly rejectHead: (err: unknown) => void,
     cancel: Cancellation,
+    /** A deadline of its own (a route's timeout_ms)... */
     timeoutMs: number | undefined,
-    /** The timer stops at the response head (a stream: from then on only gaps between chunks are limited). */
+    /** ...or one in the backend's shared queue. */
+    deadlines?: DeadlineQueue,
+    /** The deadline stops mattering at the response head (a stream: from then on only gaps between chunks are limited). */
     private readonly untilHead = false,
   ) {
     cancel.onAbort(() => this.abort(abortError('AbortError', 'The client went away.')));
     if (timeoutMs) {
-      this.timer = setTimeout(() => this.abort(abortError('TimeoutError', `The upstream did not answer within ${timeoutMs} ms.`)), timeoutMs);
+      this.deadlineMs = timeoutMs;
+      this.timer = setTimeout(() => this.expire(), timeoutMs);
       this.timer.unref();
+    } else if (deadlines) {
+      this.deadlineMs = deadlines.ms;
+      this.deadlines = deadlines;
+      this.deadlineSlot = deadlines.add(this);
     }
+  }
+
+  expire(): void {
+    this.deadlines = undefined;
+    this.abort(abortError('TimeoutError', `The upstream did not answer within ${this.deadlineMs} ms.`));
   }
 
   get headers(): IncomingHttpHeaders {
@@ -100,6 +117,10 @@ class UpstreamCall implements UpstreamResponse {
   }
 
   private settle(): void {
+    if (this.deadlines) {
+      this.deadlines.release(this.deadlineSlot);
+      this.deadlines = undefined;
+    }
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
@@ -253,6 +274,8 @@ export function createHttpBackendClient(name: string, cfg: BackendConfig, baseUr
     bodyTimeout: cfg.timeout_ms,
   });
 
+  const deadlines = new DeadlineQueue(cfg.timeout_ms);
+
   return {
     name,
     request(req: UpstreamRequest, opts: RequestOptions): Promise<UpstreamResponse> {
@@ -263,10 +286,12 @@ export function createHttpBackendClient(name: string, cfg: BackendConfig, baseUr
         // whole answer its end too; a stream's gaps are undici's bodyTimeout.
         const call = opts.timeoutMs
           ? new UpstreamCall(resolve, reject, opts.cancel, opts.timeoutMs)
-          : new UpstreamCall(resolve, reject, opts.cancel, cfg.timeout_ms, opts.stream === true);
+          : new UpstreamCall(resolve, reject, opts.cancel, undefined, deadlines, opts.stream === true);
         pool.dispatch({ path: basePath + req.path, method: req.method as 'POST', headers: req.headers, body: req.body }, call);
       });
     },
+    // In-flight requests keep their deadlines through a close (the queue's timer is
+    // unref'd and stops by itself once they are settled).
     close: () => pool.close(),
   };
 }

@@ -66,11 +66,19 @@ function queueTokens(ctx: RequestContext): number {
  * they were given ("Incorrect API key provided: ..."). The gateway's own key never
  * leaves: any verbatim occurrence is masked before the body is relayed.
  */
+/** Secrets as bytes, encoded once (Buffer.includes with a string encodes it per call). */
+const secretBytes = new Map<string, Buffer>();
+
 function scrubSecret<T extends Uint8Array | string>(body: T, secret: string | undefined): T {
   if (!secret || secret.length < 8) return body;
   if (typeof body === 'string') return maskSecret(body, secret) as T;
   const b = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  if (!b.includes(secret)) return body;
+  let needle = secretBytes.get(secret);
+  if (!needle) {
+    if (secretBytes.size > 1000) secretBytes.clear();
+    secretBytes.set(secret, (needle = Buffer.from(secret)));
+  }
+  if (!b.includes(needle)) return body;
   return Buffer.from(b.toString('utf8').split(secret).join('[redacted]')) as unknown as T;
 }
 
