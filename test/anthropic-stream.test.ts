@@ -161,3 +161,41 @@ describe('Anthropic stream translation', () => {
     expect(st.push({ event: 'content_block_delta', data: JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'late' } }) })).toBe('');
   });
 });
+
+describe('Anthropic stream edge cases', () => {
+  it('gives a tool call that streamed no input the arguments "{}", as a whole answer does', () => {
+    const stream = [
+      ev('message_start', { message: { id: 'msg_noargs', usage: { input_tokens: 10, output_tokens: 1 } } }),
+      ev('content_block_start', { index: 0, content_block: { type: 'tool_use', id: 'toolu_n', name: 'list_files', input: {} } }),
+      ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '' } }),
+      ev('content_block_stop', { index: 0 }),
+      ev('content_block_start', { index: 1, content_block: { type: 'tool_use', id: 'toolu_a', name: 'get_weather', input: {} } }),
+      ev('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: '{"city":"Oslo"}' } }),
+      ev('content_block_stop', { index: 1 }),
+      ev('message_delta', { delta: { stop_reason: 'tool_use' }, usage: { output_tokens: 9 } }),
+      ev('message_stop', {}),
+    ].join('');
+    const view = clientView(run(stream, 7).out);
+    expect(view.tools).toEqual([
+      { id: 'toolu_n', name: 'list_files', args: '{}' },
+      { id: 'toolu_a', name: 'get_weather', args: '{"city":"Oslo"}' },
+    ]);
+    expect(JSON.parse(view.tools[0]!.args)).toEqual({});
+  });
+
+  it('sends one finish chunk, ignoring a message_delta whose stop_reason is null', () => {
+    const stream = [
+      ev('message_start', { message: { id: 'msg_2d', usage: { input_tokens: 3, output_tokens: 1 } } }),
+      ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+      ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'hi' } }),
+      ev('message_delta', { delta: { stop_reason: null }, usage: { output_tokens: 2 } }),
+      ev('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 3 } }),
+      ev('message_delta', { delta: { stop_reason: 'max_tokens' }, usage: { output_tokens: 3 } }),
+      ev('message_stop', {}),
+    ].join('');
+    const { out, st } = run(stream, 3);
+    const finishes = clientView(out).chunks.flatMap((c) => (c.choices ?? []).map((ch: { finish_reason?: string | null }) => ch.finish_reason)).filter(Boolean);
+    expect(finishes).toEqual(['stop']);
+    expect(st.state.usage?.completion_tokens).toBe(3);
+  });
+});

@@ -158,7 +158,23 @@ describe('Anthropic request translation', () => {
     { name: 'audio parts', in: { messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }] }, param: 'messages.0.content.0' },
     { name: 'an empty message list', in: { messages: [] }, param: 'messages' },
     { name: 'a negative max_tokens', in: { messages: [{ role: 'user', content: 'x' }], max_tokens: -1 }, param: 'max_tokens' },
+    { name: 'tool arguments that are JSON but not an object', in: { messages: [{ role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '[1,2]' } }] }] }, param: 'messages.0.tool_calls.0.function.arguments' },
+    { name: 'null tool arguments', in: { messages: [{ role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: 'null' } }] }] }, param: 'messages.0.tool_calls.0.function.arguments' },
+    { name: 'a conversation of system messages only', in: { messages: [{ role: 'system', content: 'be brief' }] }, param: 'messages' },
+    { name: 'logprobs', in: { messages: [{ role: 'user', content: 'x' }], logprobs: true }, param: 'logprobs' },
+    { name: 'an unknown response_format', in: { messages: [{ role: 'user', content: 'x' }], response_format: { type: 'yaml' } }, param: 'response_format' },
   ];
+
+  it('asks for JSON in the system prompt for response_format, and drops empty stop strings', () => {
+    const obj = build({ messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'x' }], response_format: { type: 'json_object' }, stop: ['', 'END'] }).body;
+    expect(obj.system).toMatch(/^You are terse\.\n\nRespond with a single valid JSON object/);
+    expect(obj.stop_sequences).toEqual(['END']);
+    const schema = { type: 'object', properties: { a: { type: 'number' } }, required: ['a'] };
+    const withSchema = build({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema', json_schema: { name: 's', schema } }, stop: '' }).body;
+    expect(withSchema.system).toContain(JSON.stringify(schema));
+    expect(withSchema.stop_sequences).toBeUndefined();
+    expect(build({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'text' } }).body.system).toBeUndefined();
+  });
 
   it.each(refusals)('refuses $name with a 400 naming the parameter', ({ in: body, param, endpoint }) => {
     let caught: unknown;
@@ -224,6 +240,14 @@ describe('Anthropic response translation', () => {
   ])('maps stop_reason %s to finish_reason %s', (stop, finish) => {
     const out = t.translateResponse('chat', enc({ id: 'm', content: [{ type: 'text', text: 'x' }], stop_reason: stop, usage: { input_tokens: 1, output_tokens: 1 } }), 'c');
     expect(JSON.parse(out.body as string).choices[0].finish_reason).toBe(finish);
+  });
+
+  it('reports no usage when the upstream sent none, so the gateway estimates instead of billing zero', () => {
+    for (const usage of [undefined, null]) {
+      const out = t.translateResponse('chat', enc({ id: 'm', content: [{ type: 'text', text: 'x' }], stop_reason: 'end_turn', usage }), 'c');
+      expect(out.usage).toBeUndefined();
+      expect(JSON.parse(out.body as string).usage).toBeUndefined();
+    }
   });
 
   it('answers null content when the model only called tools', () => {

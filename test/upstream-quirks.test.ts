@@ -21,8 +21,11 @@ describe('quirky upstreams', () => {
     gw = await startTestGateway(
       {
         server: { host: '127.0.0.1', port: 0 },
-        backends: { quirky: { type: 'openai-compatible', base_url: up.url, api_key: '${QUIRKY_KEY}', max_connections: 2, timeout_ms: TIMEOUT_MS, health: { failure_threshold: 1000 } } },
-        models: { q: { backend: 'quirky', model: 'q' }, qr: { backend: 'quirky', model: 'q' } },
+        backends: {
+          quirky: { type: 'openai-compatible', base_url: up.url, api_key: '${QUIRKY_KEY}', max_connections: 2, timeout_ms: TIMEOUT_MS, health: { failure_threshold: 1000 } },
+          ant: { type: 'anthropic', base_url: up.url.replace(/\/v1$/, ''), api_key: '${QUIRKY_KEY}', timeout_ms: TIMEOUT_MS, health: { failure_threshold: 1000 } },
+        },
+        models: { q: { backend: 'quirky', model: 'q' }, qr: { backend: 'quirky', model: 'q' }, claude: { backend: 'ant', model: 'claude-x' } },
         routes: [{ name: 'retrying', match: { model: 'qr' }, targets: [{ model: 'qr' }], retries: { attempts: 2, backoff_ms: 1, max_backoff_ms: 5 } }],
       },
       { env: { QUIRKY_KEY: SECRET } },
@@ -84,12 +87,13 @@ describe('quirky upstreams', () => {
 
   describe('never lets the backend key reach the client', () => {
     it.each([
-      ['a 200 stream', 'echo-stream', true],
-      ['a 200 answer', 'echo-json', false],
-      ['a JSON-escaped key in a partial error the gateway completes', 'echo-escaped', false],
-      ['a Retry-After header', 'retry-after-junk', false],
-    ])('in %s', async (_n, name, stream) => {
-      const res = await ask(name as string, { stream });
+      ['a 200 stream', 'echo-stream', true, 'q'],
+      ['a 200 answer', 'echo-json', false, 'q'],
+      ['a JSON-escaped key in a partial error the gateway completes', 'echo-escaped', false, 'q'],
+      ['a Retry-After header', 'retry-after-junk', false, 'q'],
+      ['a JSON-escaped key in an Anthropic answer the gateway translates', 'ant-echo-escaped', false, 'claude'],
+    ])('in %s', async (_n, name, stream, model) => {
+      const res = await ask(name as string, { stream }, model as string);
       const head = [...res.headers].map(([k, v]) => `${k}: ${v}`).join('\n');
       const body = await res.text();
       expect(head + body).not.toContain(SECRET);
@@ -149,6 +153,17 @@ describe('quirky upstreams', () => {
     const res = await ask('not-implemented', {}, 'qr');
     expect(res.status).toBe(501);
     expect((up.hits.get('not-implemented') ?? 0) - before).toBe(1);
+  });
+
+  it.each([
+    ['an OpenAI-compatible', 'error-hold', 'q'],
+    ['an Anthropic', 'ant-error-pings', 'claude'],
+  ])('ends the client stream at %s error event though the upstream keeps the stream open', async (_n, name, model) => {
+    const started = Date.now();
+    const res = await ask(name as string, { stream: true }, model as string);
+    const raw = await res.text();
+    expect(raw).toMatch(/"error":\{"message":"[^"]*[Oo]verloaded/);
+    expect(Date.now() - started).toBeLessThan(TIMEOUT_MS / 2);
   });
 
   it('keeps serving after all of that', async () => {

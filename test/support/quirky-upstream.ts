@@ -124,6 +124,26 @@ const CASES: Record<string, Handler> = {
     };
     more();
   },
+  // An error event, then the stream kept open (pings) and never ended.
+  'error-hold'(_req, res) {
+    res.writeHead(200, sseHead);
+    res.write(`data: ${chunk('partial')}\n\ndata: {"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}\n\n`);
+    const t = setInterval(() => res.write(': ping\n\n'), 100);
+    res.on('close', () => clearInterval(t));
+  },
+  // Anthropic Messages API (type: anthropic backends post to /v1/messages).
+  'ant-echo-escaped'(req, res) {
+    const key = String(req.headers['x-api-key'] ?? '');
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(`{"id":"msg_q","type":"message","role":"assistant","content":[{"type":"text","text":"your key is ${key.replaceAll('S', '\\u0053')}"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":5}}`);
+  },
+  'ant-error-pings'(_req, res) {
+    res.writeHead(200, sseHead);
+    const ev = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+    res.write(ev('message_start', { message: { id: 'msg_e', usage: { input_tokens: 3, output_tokens: 1 } } }) + ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }) + ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'partial' } }) + ev('error', { error: { type: 'overloaded_error', message: 'Overloaded' } }));
+    const t = setInterval(() => res.write(ev('ping', {})), 100);
+    res.on('close', () => clearInterval(t));
+  },
   // Never answers.
   hang() {},
   'not-implemented'(_req, res) {

@@ -258,7 +258,9 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
         throw new AttemptFailure(badResponse(bad), 'retry');
       }
       setVerdict('success');
-      const out = translator.translateResponse(ctx.endpoint, scrubSecret(body, target.backend.api_key), ctx.modelAlias);
+      const out = translator.translateResponse(ctx.endpoint, body, ctx.modelAlias);
+      // Masked in what the client gets: translating can decode a key the upstream escaped.
+      out.body = scrubSecret(out.body, target.backend.api_key);
       if (redact) {
         const r = redactCompletionBody(out.body);
         if (r.count) metrics.contentFiltered.labels(ctx.route!.name, 'redact').inc();

@@ -87,6 +87,12 @@ export async function relayStream(
         void upstream.dump().catch(() => undefined);
         break;
       }
+      if (translator.state.error) {
+        // An error event ends the answer; an upstream that keeps the stream open after
+        // it (pings) is not waited for.
+        await it.return?.().catch(() => undefined);
+        break;
+      }
     }
     if (!translator.state.done && !ctx.res.aborted) {
       // An event the upstream left unterminated at its end (e.g. a last line without its

@@ -2,7 +2,9 @@
  * OpenAI chat/completions (and legacy completions) body → Anthropic Messages body.
  * Called once per request by the anthropic translator's buildRequest. Anything the
  * Messages API cannot express is refused here with a 400 naming the parameter,
- * rather than silently dropped (n > 1, audio/file parts, unparseable tool args).
+ * rather than silently dropped (n > 1, logprobs, audio/file parts, tool args that are
+ * not a JSON object, a conversation of system messages only). response_format is asked
+ * for in the system prompt; empty stop strings are dropped.
  */
 import { GatewayError } from '../../errors.js';
 import type { Endpoint } from '../types.js';
@@ -91,6 +93,7 @@ function toolUseBlocks(toolCalls: unknown, param: string): AnthropicContentBlock
       } catch {
         throw bad('Tool call arguments must be a JSON object.', `${p}.function.arguments`);
       }
+      if (!isObj(input)) throw bad('Tool call arguments must be a JSON object.', `${p}.function.arguments`);
     }
     return { type: 'tool_use', id: tc.id, name: tc.function.name, input };
   });
@@ -178,6 +181,24 @@ function promptAsMessages(prompt: unknown): unknown[] {
   throw bad('This model\'s backend accepts a single string prompt.', 'prompt');
 }
 
+/**
+ * response_format has no Messages API field: JSON output is asked for in the system
+ * prompt (a schema is included verbatim), the way Anthropic's docs suggest. `text` and
+ * absent need nothing; anything else is refused.
+ */
+function jsonFormatInstruction(format: unknown): string | undefined {
+  if (format === undefined || format === null) return undefined;
+  if (!isObj(format) || typeof format.type !== 'string') throw bad('response_format must be an object with a type.', 'response_format');
+  if (format.type === 'text') return undefined;
+  if (format.type === 'json_object') return 'Respond with a single valid JSON object and nothing else: no prose, no code fences.';
+  if (format.type === 'json_schema') {
+    const js = isObj(format.json_schema) ? format.json_schema : undefined;
+    if (!js || !isObj(js.schema)) throw bad('response_format.json_schema.schema must be a JSON schema object.', 'response_format');
+    return `Respond with a single valid JSON object and nothing else (no prose, no code fences) that conforms to this JSON schema:\n${JSON.stringify(js.schema)}`;
+  }
+  throw bad(`response_format type '${String(format.type).slice(0, 40)}' is not supported by this model's backend.`, 'response_format');
+}
+
 export function buildAnthropicBody(endpoint: Endpoint, body: Json, opts: AnthropicRequestOptions): AnthropicRequestBody {
   if (endpoint === 'embeddings') {
     throw bad('This model is served by an Anthropic backend, which has no embeddings endpoint.', 'model');
@@ -187,10 +208,17 @@ export function buildAnthropicBody(endpoint: Endpoint, body: Json, opts: Anthrop
   const maxTokens =
     positiveInt(body.max_completion_tokens, 'max_completion_tokens') ?? positiveInt(body.max_tokens, 'max_tokens') ?? opts.maxTokensDefault;
 
+  if (messages.length === 0) throw bad('The conversation needs at least one user or assistant message besides the system prompt.', 'messages');
+  for (const param of ['logprobs', 'top_logprobs'] as const) {
+    if (body[param] !== undefined && body[param] !== null && body[param] !== false) throw bad(`This model's backend cannot return ${param}.`, param);
+  }
+
+  const format = jsonFormatInstruction(body.response_format);
+  const sys = format === undefined ? system : system === undefined ? format : `${system}\n\n${format}`;
   const out: AnthropicRequestBody = { model: opts.upstreamModel, max_tokens: maxTokens, messages };
-  if (system !== undefined) out.system = system;
-  if (typeof body.stop === 'string') out.stop_sequences = [body.stop];
-  else if (Array.isArray(body.stop)) out.stop_sequences = body.stop.filter((s): s is string => typeof s === 'string');
+  if (sys !== undefined) out.system = sys;
+  const stops = (typeof body.stop === 'string' ? [body.stop] : Array.isArray(body.stop) ? body.stop : []).filter((s): s is string => typeof s === 'string' && s !== '');
+  if (stops.length) out.stop_sequences = stops;
   // OpenAI allows 0..2, Anthropic 0..1: clamp rather than fail a request that works elsewhere.
   if (typeof body.temperature === 'number') out.temperature = Math.min(Math.max(body.temperature, 0), 1);
   if (typeof body.top_p === 'number') out.top_p = body.top_p;

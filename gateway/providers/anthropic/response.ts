@@ -69,7 +69,8 @@ export function translateAnthropicResponse(endpoint: Endpoint, bytes: Uint8Array
       toolCalls.push({ id: block.id, type: 'function', function: { name: block.name, arguments: JSON.stringify(block.input ?? {}) } });
     }
   }
-  const usage = toUsage(msg.usage ?? {});
+  // No usage from an Anthropic-compatible proxy: the dispatcher estimates it (never 0).
+  const usage = msg.usage ? toUsage(msg.usage) : undefined;
   const finish = finishReason(msg.stop_reason);
   const created = Math.floor(Date.now() / 1000);
   const id = completionId(msg.id);
@@ -81,7 +82,7 @@ export function translateAnthropicResponse(endpoint: Endpoint, bytes: Uint8Array
       created,
       model: clientModel,
       choices: [{ index: 0, text, logprobs: null, finish_reason: finish }],
-      usage: openAIUsage(usage, msg.usage ?? {}),
+      ...(usage && { usage: openAIUsage(usage, msg.usage ?? {}) }),
     };
   } else {
     const message: Record<string, unknown> = {
@@ -97,7 +98,7 @@ export function translateAnthropicResponse(endpoint: Endpoint, bytes: Uint8Array
       created,
       model: clientModel,
       choices: [{ index: 0, message, logprobs: null, finish_reason: finish }],
-      usage: openAIUsage(usage, msg.usage ?? {}),
+      ...(usage && { usage: openAIUsage(usage, msg.usage ?? {}) }),
     };
   }
   return {

@@ -10,7 +10,8 @@
  *                              thinking_delta: reasoning_content
  *   message_delta            → chunk with finish_reason; output usage noted
  *   message_stop             → usage chunk (choices: []) when the client asked, then [DONE]
- *   ping, content_block_stop → nothing
+ *   content_block_stop       → a tool call that streamed no arguments gets "{}"
+ *   ping                     → nothing
  *   error                    → an OpenAI-shaped error event; state.error set
  */
 import type { Endpoint, SseEvent, StreamOptions, StreamState, StreamTranslator } from '../types.js';
@@ -43,6 +44,8 @@ export function createAnthropicStreamTranslator(endpoint: Endpoint, opts: Stream
   const usage: AnthropicUsage = {};
   /** content block index → OpenAI tool_calls index (tool calls are numbered 0.. in order). */
   const toolIndex = new Map<number, number>();
+  /** Tool calls (by OpenAI index) that have streamed argument text. */
+  const argsSent = new Set<number>();
   let id = completionId(undefined);
   const legacy = endpoint === 'completions';
   const usageNull = opts.clientWantsUsage ? ',"usage":null' : '';
@@ -100,14 +103,23 @@ export function createAnthropicStreamTranslator(endpoint: Endpoint, opts: Stream
         if (d?.type === 'input_json_delta') {
           const n = toolIndex.get(ev.index ?? -1);
           if (n === undefined || !d.partial_json) return '';
+          argsSent.add(n);
           return chunk({ tool_calls: [{ index: n, function: { arguments: d.partial_json } }] });
         }
         if (d?.type === 'thinking_delta' && d.thinking && !legacy) return chunk({ reasoning_content: d.thinking });
         return '';
       }
+      case 'content_block_stop': {
+        // A tool call without input streams no argument text: its arguments are "{}", as
+        // in a whole answer (JSON.parse('') throws in the client).
+        const n = toolIndex.get(ev.index ?? -1);
+        if (n === undefined || argsSent.has(n)) return '';
+        argsSent.add(n);
+        return chunk({ tool_calls: [{ index: n, function: { arguments: '{}' } }] });
+      }
       case 'message_delta':
         mergeUsage(ev.usage);
-        if (ev.delta?.stop_reason === undefined) return '';
+        if (ev.delta?.stop_reason === undefined || ev.delta.stop_reason === null || state.finishReason !== undefined) return '';
         state.finishReason = finishReason(ev.delta.stop_reason);
         return chunk({}, state.finishReason);
       case 'message_stop': {
@@ -120,7 +132,7 @@ export function createAnthropicStreamTranslator(endpoint: Endpoint, opts: Stream
       case 'error':
         return fail(ev.error?.type, ev.error?.message);
       default:
-        // ping, content_block_stop, and event types added after this was written.
+        // ping, and event types added after this was written.
         return '';
     }
   }
