@@ -246,7 +246,15 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
     current: () => gen.deps,
     async reload(next: LoadedConfig) {
       const old = gen;
+      const before = old.deps.config;
+      // A file caught half-written (truncated, then filled) parses as a config without
+      // `keys`: hot reload never turns authentication off; that takes a restart.
+      if (before.keys.length > 0 && next.config.keys.length === 0) {
+        throw new Error('the new config has no keys, which would turn authentication off; restart the gateway to do that on purpose');
+      }
+      const needRestart = RESTART_SECTIONS.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.config[k]));
       gen = await buildGeneration(next, shared);
+      if (needRestart.length) logger.warn({ sections: needRestart }, 'config reloaded except these sections, which apply at the next restart');
       metrics.configReloads.labels('ok').inc();
       // In-flight requests keep their generation; close its pools once they are done.
       const closeOld = async () => {
@@ -277,6 +285,9 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
     },
   };
 }
+
+/** Config sections read once at start-up (the server, the shared store, the logger). */
+const RESTART_SECTIONS = ['server', 'store', 'logging'] as const;
 
 /** A percent-encoded path segment, or undefined when its escapes are malformed (`%`, `%E0%A4%A`). */
 function decodePathSegment(segment: string): string | undefined {

@@ -115,6 +115,14 @@ describe('hot reload of the running process', () => {
     expect(await upstreamModel()).toBe('v4');
   });
 
+  it('keeps serving the old config when the file is emptied (a write that truncates first)', async () => {
+    const from = lines.length;
+    writeFileSync(file, '');
+    const err = await waitForLog(from, failed);
+    expect(String(err.err)).toMatch(/config file is empty/);
+    expect(await upstreamModel()).toBe('v4');
+  });
+
   it('keeps serving the old config when the file is valid YAML but an invalid config', async () => {
     const from = lines.length;
     writeFileSync(file, yaml('v6').replace('type: openai-compatible', 'type: not-a-provider'));

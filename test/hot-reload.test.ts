@@ -145,6 +145,23 @@ describe('hot reload in process', () => {
     await expect(client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] })).resolves.toBeTruthy();
   });
 
+  it('refuses a reload that would turn authentication off (a file caught half-written has no keys)', async () => {
+    await reloadTo(configFor(250));
+    await expect(reloadTo(configFor(251, { keys: [] }))).rejects.toThrow(/turn authentication off/);
+    const anonymous = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] }) });
+    expect(anonymous.status).toBe(401);
+    expect(gw.current().config.models.chat.model).toBe('gen-250');
+  });
+
+  it('says which changed sections wait for a restart', async () => {
+    const from = gw.logs.length;
+    await reloadTo({ ...configFor(260), logging: { level: 'warn' } });
+    expect(gw.current().config.models.chat.model).toBe('gen-260');
+    const warn = gw.logs.slice(from).find((l) => String(l.msg).includes('apply at the next restart'));
+    expect(warn?.sections).toEqual(['logging']);
+    await reloadTo(configFor(261));
+  });
+
   it('keeps serving the old config when the new one fails to build', async () => {
     await reloadTo(configFor(300));
     const bad = buildConfig(

@@ -163,7 +163,10 @@ export function parseConfigText(text: string, env: Env = process.env, file?: str
   if (doc.errors.length) {
     throw new ConfigError(doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0]}`), file);
   }
-  return buildConfig(doc.toJS(), env, file);
+  const raw: unknown = doc.toJS();
+  // An empty file (or one caught half-written) is not a config of all defaults.
+  if (raw === null || raw === undefined) throw new ConfigError(['the config file is empty'], file);
+  return buildConfig(raw, env, file);
 }
 
 export function loadConfigFile(file: string, env: Env = process.env): LoadedConfig {
