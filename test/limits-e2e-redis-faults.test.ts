@@ -44,7 +44,7 @@ afterAll(async () => {
   await Promise.all([mock?.close(), redis?.close()]);
 });
 
-type Outcome = { status: number; code?: string | null; limit: string | null; ms: number };
+type Outcome = { status: number; code?: string | null; limit: string | null; retryAfter?: string | null; ms: number };
 
 async function ask(gw: { url: string }, apiKey: string): Promise<Outcome> {
   const c = new OpenAI({ apiKey, baseURL: `${gw.url}/v1`, maxRetries: 0, timeout: 10_000 });
@@ -54,7 +54,7 @@ async function ask(gw: { url: string }, apiKey: string): Promise<Outcome> {
     return { status: response.status, limit: response.headers.get('x-ratelimit-limit-requests'), ms: Date.now() - t0 };
   } catch (err) {
     if (!(err instanceof APIError)) throw err;
-    return { status: err.status ?? 0, code: err.code, limit: err.headers?.get('x-ratelimit-limit-requests') ?? null, ms: Date.now() - t0 };
+    return { status: err.status ?? 0, code: err.code, limit: err.headers?.get('x-ratelimit-limit-requests') ?? null, retryAfter: err.headers?.get('retry-after') ?? null, ms: Date.now() - t0 };
   }
 }
 
@@ -86,7 +86,7 @@ describe('Redis killed and restarted under two gateway processes', () => {
     expect(during[2].code).toBe('rate_limit_exceeded');
     for (let i = 0; i < 2; i++) {
       const refused = await ask(closed, KEYS.KEY_CRASH);
-      expect(refused).toMatchObject({ status: 503, code: 'store_unavailable' });
+      expect(refused).toMatchObject({ status: 503, code: 'store_unavailable', retryAfter: '1' });
       expect(refused.ms).toBeLessThan(2000);
     }
     expect(count(open, 'shared store unreachable')).toBe(1);

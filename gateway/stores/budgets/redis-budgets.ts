@@ -90,8 +90,13 @@ if redis.call('SET', KEYS[n + 1], 1, 'NX', 'PX', ARGV[3]) then
 end
 ${RETURN_USAGE}`);
 
-/** How long a record marker lives: longer than any replay of a deferred record waits. */
-const RECORD_MARKER_TTL_MS = 24 * 3_600_000;
+/**
+ * How long a record marker lives. It only matters for a record that timed out and is
+ * replayed: a timeout that still ran on Redis means a slow Redis, whose recovery (and
+ * the replay) comes within seconds; a Redis that was down never ran the first call.
+ * One marker per request: at 24 h they piled up to gigabytes at a thousand requests/s.
+ */
+const RECORD_MARKER_TTL_MS = 10 * 60_000;
 
 export interface RedisBudgetsOptions {
   redis: Redis;
@@ -109,10 +114,10 @@ export function createRedisBudgets(opts: RedisBudgetsOptions): BudgetStore {
   const scopeKey = (id: string) => `${opts.keyPrefix}bg:${id}`;
   const holdKey = (id: string) => `${opts.keyPrefix}bgr:${id}`;
   return {
-    async reserve(scopes, usd, tokens) {
+    async reserve(scopes, usd, tokens, idIn) {
       const u = toMicroCeil(usd);
       const t = Math.ceil(tokens);
-      const id = newReservationId();
+      const id = idIn ?? newReservationId();
       const holdExpire = Math.max(Date.now() + 60_000, ...scopes.map((s) => s.expireAtMs));
       const args: (string | number)[] = [u, t, holdExpire];
       for (const s of scopes) args.push(s.limitUsd === undefined ? -1 : toMicro(s.limitUsd), s.limitTokens ?? -1, s.expireAtMs);

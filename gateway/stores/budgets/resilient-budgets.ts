@@ -4,12 +4,13 @@
  * limit divided by store.replicas_hint, counted from zero for the outage), and
  * fail_closed refuses with 503 store_unavailable. A reservation settles in the store
  * that made it; a Redis settle that fails is kept and replayed when the outage ends
- * (settle is idempotent), so spend made before an outage is never lost.
+ * (settle is idempotent), so spend made before an outage is never lost. A reserve that
+ * failed is settled at zero the same way: a timeout may still have made its hold.
  */
 import { GatewayError } from '../../errors.js';
 import type { StoreHealth } from '../redis/connection.js';
 import { createMemoryBudgets } from './memory-budgets.js';
-import type { BudgetScope, BudgetStore, Reservation } from './types.js';
+import { newReservationId, type BudgetScope, type BudgetStore, type Reservation } from './types.js';
 
 const MAX_DEFERRED = 100_000;
 
@@ -52,7 +53,19 @@ export function createResilientBudgets(opts: ResilientBudgetsOptions): BudgetSto
 
   return {
     reserve(scopes, usd, tokens) {
-      return health.run('budgets.reserve', () => shared.reserve(scopes, usd, tokens), async () => {
+      const id = newReservationId();
+      const sharedReserve = async () => {
+        try {
+          return await shared.reserve(scopes, usd, tokens, id);
+        } catch (err) {
+          // A call that timed out may still run on Redis and hold its worst case until
+          // the period ends: settle it at zero when the outage ends (settling a hold
+          // that was never made is a no-op).
+          if (deferred.length < MAX_DEFERRED) deferred.push({ reservation: { id, scopes, usd, tokens }, usd: 0, tokens: 0 });
+          throw err;
+        }
+      };
+      return health.run('budgets.reserve', sharedReserve, async () => {
         const result = await local.reserve(scale(scopes), usd, tokens);
         if (result.ok) localReservations.add(result.reservation);
         return result;

@@ -40,7 +40,8 @@ export type ReserveResult =
   | { ok: false; usage: BudgetUsage[]; denied: string[] };
 
 export interface BudgetStore {
-  reserve(scopes: readonly BudgetScope[], usd: number, tokens: number): Promise<ReserveResult>;
+  /** `id`: the reservation's id, when the caller must know it before the call returns (to undo a call that timed out). */
+  reserve(scopes: readonly BudgetScope[], usd: number, tokens: number, id?: string): Promise<ReserveResult>;
   /**
    * Releases the reservation and adds the actual spend to every scope. Idempotent:
    * only the first call counts. Returns the usage after settling, per scope

@@ -105,9 +105,9 @@ export function createRedisLimits(opts: RedisLimitsOptions): LimitsStore {
   const { redis } = opts;
   const key = (id: string) => `${opts.keyPrefix}rl:${id}`;
   return {
-    async consume(rules): Promise<ConsumeResult> {
-      if (rules.length === 0) return { allowed: true, states: [], denied: [], retryAfterMs: 0, grant: { token: newToken(), rules } };
-      const token = newToken();
+    async consume(rules, tokenIn): Promise<ConsumeResult> {
+      const token = tokenIn ?? newToken();
+      if (rules.length === 0) return { allowed: true, states: [], denied: [], retryAfterMs: 0, grant: { token, rules } };
       const args: (string | number)[] = [token];
       for (const r of rules) args.push(Math.ceil(r.points), r.limit, r.windowMs, r.kind === 'concurrent' ? 'c' : 'w');
       const flat = (await CONSUME.run(redis, rules.map((r) => key(r.id)), args)) as number[];

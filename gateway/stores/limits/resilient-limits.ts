@@ -5,11 +5,12 @@
  * near the configured figure; fail_closed refuses with 503 store_unavailable.
  * A grant remembers which store it came from, so release/adjust go back to the same
  * one; a release that cannot reach Redis is replayed when the outage ends (release is
- * idempotent; the slot's lease frees it in any case).
+ * idempotent; the slot's lease frees it in any case). So is the release of a consume
+ * that failed (a timeout may still have taken its slots on Redis).
  */
 import type { StoreHealth } from '../redis/connection.js';
 import { createMemoryLimits } from './memory-limits.js';
-import type { LimitGrant, LimitRule, LimitsStore } from './types.js';
+import { newToken, type LimitGrant, type LimitRule, type LimitsStore } from './types.js';
 
 const MAX_DEFERRED = 10_000;
 
@@ -36,7 +37,19 @@ export function createResilientLimits(opts: ResilientLimitsOptions): LimitsStore
 
   return {
     consume(rules) {
-      return health.run('limits.consume', () => shared.consume(rules), async () => {
+      const token = newToken();
+      const sharedConsume = async () => {
+        try {
+          return await shared.consume(rules, token);
+        } catch (err) {
+          // A call that timed out may still run on Redis and take its concurrency slots
+          // (held for the lease, 15 minutes): release them when the outage ends.
+          // Releasing slots that were never taken is a no-op.
+          if (rules.some((r) => r.kind === 'concurrent') && deferred.length < MAX_DEFERRED) deferred.push({ token, rules });
+          throw err;
+        }
+      };
+      return health.run('limits.consume', sharedConsume, async () => {
         const result = await local.consume(scale(rules));
         if (result.grant) localGrants.add(result.grant);
         return result;

@@ -52,7 +52,8 @@ export interface ConsumeResult {
 }
 
 export interface LimitsStore {
-  consume(rules: readonly LimitRule[]): Promise<ConsumeResult>;
+  /** `token`: the grant's token, when the caller must know it before the call returns (to undo a call that timed out). */
+  consume(rules: readonly LimitRule[], token?: string): Promise<ConsumeResult>;
   /**
    * Corrects a window counter of a grant by delta (tpm: actual − estimated tokens).
    * No effect once the window has rolled over; never below zero.

@@ -165,7 +165,8 @@ export function createStoreHealth(opts: HealthOptions): StoreHealth & { close():
   };
 
   const policyFallback = <T>(fallback: () => T | Promise<T>, cause: unknown): T | Promise<T> => {
-    if (opts.onFailure === 'fail_closed') throw new GatewayError('store_unavailable', { detail: cause });
+    // Retry-After: the probe checks every probeMs; a client may try again about then.
+    if (opts.onFailure === 'fail_closed') throw new GatewayError('store_unavailable', { detail: cause, headers: { 'retry-after': String(Math.max(1, Math.ceil(probeMs / 1000))) } });
     return fallback();
   };
 
