@@ -76,6 +76,8 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
   let shuttingDown = false;
   let totalInflight = 0;
   let idleWaiters: Array<() => void> = [];
+  /** Requests in flight, so a shutdown past its grace period can end them with an answer. */
+  const inflightContexts = new Set<RequestContext>();
 
   const text = (res: HttpResponse, status: number, body: string, type = 'application/json') =>
     res.send(status, { 'content-type': type }, body);
@@ -138,8 +140,10 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
       res.onAborted(() => ctx.abort.abort());
       g.inflight++;
       totalInflight++;
+      inflightContexts.add(ctx);
       metrics.inflight.inc();
       void runPipeline(g.pipeline, ctx, logger).finally(() => {
+        inflightContexts.delete(ctx);
         g.inflight--;
         totalInflight--;
         metrics.inflight.dec();
@@ -269,7 +273,18 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
       logger.info({ inflight: totalInflight }, 'shutting down: draining in-flight requests');
       server.stopAccepting();
       const drained = await waitIdle(cfg.shutdown_grace_ms);
-      if (!drained) logger.warn({ inflight: totalInflight }, 'shutdown grace period over; closing with requests in flight');
+      if (!drained) {
+        logger.warn({ inflight: totalInflight }, 'shutdown grace period over; ending the requests in flight');
+        // Cut their upstream calls, marked as a shutdown: a whole answer becomes a 503
+        // shutting_down with Retry-After, a stream ends with a shutting_down error event
+        // (never a silent cut), and the log says shutdown, not client abort. Then the
+        // connections close.
+        for (const ctx of inflightContexts) {
+          ctx.locals.shutdown = true;
+          ctx.abort.abort();
+        }
+        await waitIdle(SHUTDOWN_CUT_MS);
+      }
       server.close();
       await closeGeneration(gen);
       await cache.close();
@@ -285,6 +300,9 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
     },
   };
 }
+
+/** After the grace period: how long the cut requests get to write their last answer. */
+const SHUTDOWN_CUT_MS = 500;
 
 /** Config sections read once at start-up (the server, the shared store, the logger). */
 const RESTART_SECTIONS = ['server', 'store', 'logging'] as const;

@@ -61,6 +61,38 @@ describe('graceful shutdown', () => {
     await probe.close();
   });
 
+  it.each(['uws', 'node'] as const)('on %s: past the grace period, ends a stream with a shutting_down event and a whole answer with a 503, logged as shutdown', async (kind) => {
+    const gw = await startTestGateway({ ...mockConfig(mock.url), server: { host: '127.0.0.1', port: 0, shutdown_grace_ms: 300 } }, { server: kind });
+    const stream = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'long stream' }], stream: true, mock: { chunks: 100, chunkDelayMs: 50 } }),
+    });
+    expect(stream.status).toBe(200);
+    const streamText = stream.text();
+    const whole = fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'slow answer' }], mock: { latencyMs: 5000 } }),
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    await gw.shutdown();
+    expect(Date.now() - started).toBeLessThan(2000);
+
+    const text = await streamText;
+    expect(text).toContain('"code":"shutting_down"');
+    expect(text).not.toContain('[DONE]');
+    const answer = await whole;
+    expect(answer.status).toBe(503);
+    expect(answer.headers.get('retry-after')).toBe('1');
+    expect(((await answer.json()) as { error: { code: string } }).error.code).toBe('shutting_down');
+
+    const lines = gw.logs.filter((l) => l.msg === 'request');
+    expect(lines.find((l) => l.stream === true)).toMatchObject({ stream_outcome: 'shutdown' });
+    expect(lines.find((l) => l.stream === false)).toMatchObject({ status: 503, error_code: 'shutting_down' });
+  });
+
   it('exits 0 on SIGTERM after the stream in flight has completed', async () => {
     const cfg = join(dir, 'gw.yaml');
     writeFileSync(

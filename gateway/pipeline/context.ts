@@ -60,7 +60,7 @@ export interface RequestContext {
   upstreamNs: bigint;
   errorCode?: string;
   /** Stream ended broken (cut, error event, client abort). */
-  streamOutcome?: 'complete' | 'interrupted' | 'client_aborted' | 'upstream_error';
+  streamOutcome?: 'complete' | 'interrupted' | 'client_aborted' | 'upstream_error' | 'shutdown';
   toolCalls?: string[];
   cacheResult?: string;
 

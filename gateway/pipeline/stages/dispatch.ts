@@ -113,6 +113,9 @@ function notAnAnswer(upstream: UpstreamResponse, body: Uint8Array): string | und
   return `a body that is not a JSON object (${type})`;
 }
 
+/** A request cut because the gateway's shutdown grace period ran out. */
+const shuttingDown = () => new GatewayError('shutting_down', { message: 'The gateway is shutting down; retry the request.', headers: { 'retry-after': '1' } });
+
 const badResponse = (what: string) => new GatewayError('upstream_bad_response', { message: `The upstream backend sent ${what}.` });
 
 /** Usage when the backend reported none (counted only then: tokenizing costs). */
@@ -191,6 +194,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     /** A connect/reset/timeout before the answer was complete: counted, judged, maybe retried. */
     const networkFailure = (err: unknown): AttemptFailure => {
       ctx.upstreamNs += process.hrtime.bigint() - t0;
+      if (ctx.locals.shutdown === true) return new AttemptFailure(shuttingDown(), 'fatal');
       if (err instanceof GatewayError && err.code === 'upstream_bad_response') {
         // Read whole but unusable (too large): the backend is up, and asking again brings the same.
         metrics.upstreamErrors.labels(name, 'bad_response').inc();

@@ -19,7 +19,7 @@ import type { UpstreamResponse } from '../../upstream/types.js';
 import type { RequestContext } from '../context.js';
 
 export interface RelayResult {
-  outcome: 'complete' | 'interrupted' | 'client_aborted' | 'upstream_error';
+  outcome: 'complete' | 'interrupted' | 'client_aborted' | 'upstream_error' | 'shutdown';
   /** The error that broke the upstream body, if any. */
   error?: unknown;
 }
@@ -123,10 +123,10 @@ export async function relayStream(
     return { outcome: 'upstream_error', error };
   }
   if (!translator.state.done) {
-    const ev = streamErrorEvent('upstream_stream_interrupted');
+    const ev = ctx.locals.shutdown === true ? streamErrorEvent('shutting_down', 'The gateway is shutting down; retry the request.') : streamErrorEvent('upstream_stream_interrupted');
     hooks.onText?.(ev);
     ctx.res.end(ev);
-    return { outcome: 'interrupted', error };
+    return { outcome: ctx.locals.shutdown === true ? 'shutdown' : 'interrupted', error };
   }
   ctx.res.end();
   return { outcome: 'complete' };
