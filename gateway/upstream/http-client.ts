@@ -93,6 +93,24 @@ class UpstreamCall implements UpstreamResponse, Expirable {
     this.abort(abortError('TimeoutError', `The upstream did not answer within ${this.deadlineMs} ms.`));
   }
 
+  header(name: string): string | undefined {
+    if (this.parsedHeaders) {
+      const v = this.parsedHeaders[name];
+      return Array.isArray(v) ? v[0] : v;
+    }
+    const raw = this.rawHeaders;
+    if (!raw) return undefined;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const n = raw[i]!;
+      if (n.length === name.length && n.toString('latin1').toLowerCase() === name) return raw[i + 1]!.toString('utf8');
+    }
+    return undefined;
+  }
+
+  get finished(): boolean {
+    return this.done;
+  }
+
   get headers(): IncomingHttpHeaders {
     return (this.parsedHeaders ??= parseRawHeaders(this.rawHeaders));
   }

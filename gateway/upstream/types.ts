@@ -23,6 +23,13 @@ export interface UpstreamResponse {
   /** Discard the rest of the body and free the connection. */
   dump(): Promise<void>;
   /**
+   * One header's value without building the whole header object (the stream path reads
+   * two on every request). Case-insensitive; the first of repeated headers.
+   */
+  header?(name: string): string | undefined;
+  /** The whole body has arrived (nothing left to read or discard). */
+  readonly finished?: boolean;
+  /**
    * The next chunk already received, without waiting (undefined when none is): lets a
    * relay send everything that arrived together in one client write. Shares the queue
    * of `body`'s iterator.

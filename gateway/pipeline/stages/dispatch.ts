@@ -281,8 +281,9 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     }
 
     ctx.upstreamNs += process.hrtime.bigint() - t0;
-    const type = String(upstream.headers['content-type'] ?? '');
-    const enc = upstream.headers['content-encoding'];
+    const header = (name: string) => (upstream.header ? upstream.header(name) : (upstream.headers[name] as string | undefined));
+    const type = header('content-type') ?? '';
+    const enc = header('content-encoding');
     if ((enc && enc !== 'identity') || (type !== '' && !type.startsWith('text/event-stream'))) {
       // Not a stream (a server that ignored stream: true, or compressed bytes), found out
       // before anything reached the client: another attempt or a fallback may do better.

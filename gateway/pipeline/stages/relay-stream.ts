@@ -84,7 +84,7 @@ export async function relayStream(
       if (ctx.res.aborted) break;
       if (translator.state.done) {
         // [DONE]: the answer is complete, whether or not the upstream closes now.
-        void upstream.dump().catch(() => undefined);
+        if (upstream.finished !== true) void upstream.dump().catch(() => undefined);
         break;
       }
       if (translator.state.error) {
