@@ -36,7 +36,12 @@ export interface PendingStore {
 }
 
 export function targetIdOf(ctx: RequestContext): string | undefined {
-  return ctx.target ? `${ctx.target.backendName}/${ctx.target.model.model}` : undefined;
+  if (!ctx.target) return undefined;
+  const id = `${ctx.target.backendName}/${ctx.target.model.model}`;
+  // A route that redacts completions stores and serves redacted answers only: its entries
+  // (and coalescing flights) are a partition of their own, so neither side ever gets the
+  // other's text.
+  return ctx.route?.filters?.pii?.completions === true ? `${id}#pii-redacted` : id;
 }
 
 function parseBody(body: unknown): unknown {
@@ -75,14 +80,17 @@ export function recordOnCompletion(ctx: RequestContext, p: PendingStore, parts: 
       }
       const sameRequest = targetIdOf(c) === p.targetId && (!c.bodyChanged || exactCacheKey({ endpoint: p.endpoint, target: p.targetId, body: c.body }) === p.key);
       const usage = isStorableResponse(response) ? (fromOpenAIUsage(response.usage) ?? c.usage) : undefined;
-      if (!isStorableResponse(response) || !usage || !sameRequest) {
+      if (!isStorableResponse(response) || !usage) {
         p.leader?.fail(assembler?.sawError ?? false);
         return;
       }
       const now = Date.now();
       const entry: CacheEntry = { v: 1, endpoint: p.endpoint, response, usage, expiresAtMs: now + p.policy.exactTtlS * 1000 };
+      // A complete answer from another target (a fallback) or to a changed body: the
+      // followers get it as the leader did (a live stream follower already has every
+      // byte and ends cleanly), but it is not stored under this request's key.
       p.leader?.complete(entry);
-      if (!p.policy.write) return;
+      if (!sameRequest || !p.policy.write) return;
       const writes: Promise<unknown>[] = [];
       if (p.policy.exact) writes.push(parts.exact.set(p.key, entry, p.policy.exactTtlS));
       if (p.semantic && parts.semantic) {
