@@ -23,6 +23,22 @@ describe('the circuit breaker', () => {
     expect(cb.tryAcquire()).toBe(false);
   });
 
+  it('says how long until it lets a request through, for Retry-After', () => {
+    const c = clock();
+    const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 1, cooldown_ms: 3000 }), { now: c.now });
+    expect(cb.retryInMs()).toBe(0);
+    cb.onFailure();
+    expect(cb.retryInMs()).toBe(3000);
+    c.advance(1200);
+    expect(cb.retryInMs()).toBe(1800);
+    c.advance(1800);
+    expect(cb.retryInMs()).toBe(0);
+    expect(cb.tryAcquire()).toBe(true); // the half-open probe is out
+    expect(cb.retryInMs()).toBe(3000);
+    cb.onSuccess();
+    expect(cb.retryInMs()).toBe(0);
+  });
+
   it('resets the consecutive count on a success', () => {
     const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 2 }));
     cb.onFailure();

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfigText, loadConfigFile, ConfigError } from '../gateway/config/load.js';
+import { buildConfig, parseConfigText, loadConfigFile, ConfigError } from '../gateway/config/load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -79,6 +79,13 @@ models:
 
   it('reports an unknown backend referenced by a model', () => {
     expect(() => parseConfigText(GOOD.replace('backend: mock', 'backend: ghost'), {})).toThrow(/models\.gpt-4o-mini\.backend: unknown backend "ghost"/);
+  });
+
+  it('reports routes that could never work as written: duplicate names, an empty token range, targets next to complexity', () => {
+    const cfg = (routes: unknown[]) => ({ backends: { mock: { type: 'openai-compatible', base_url: 'http://127.0.0.1:1/v1' } }, models: { a: { backend: 'mock', model: 'a' }, b: { backend: 'mock', model: 'b' } }, routes });
+    expect(() => buildConfig(cfg([{ name: 'r', match: { model: 'a' } }, { name: 'r', match: { model: 'b' } }]), {})).toThrow(/routes\.1\.name: duplicate route name "r"/);
+    expect(() => buildConfig(cfg([{ name: 'r', match: { prompt_tokens: { min: 500, max: 100 } } }]), {})).toThrow(/routes\.0\.match\.prompt_tokens: min 500 is above max 100/);
+    expect(() => buildConfig(cfg([{ name: 'r', match: { model: 'auto' }, targets: [{ model: 'a' }], complexity: { simple: 'a', medium: 'a', complex: 'b', reasoning: 'b' } }]), {})).toThrow(/routes\.0: has both targets and complexity/);
   });
 
   it('reports YAML syntax errors', () => {

@@ -96,7 +96,18 @@ function crossCheck(c: Config): string[] {
     }
   }
   const aliases = new Set(Object.keys(c.models));
+  const routeNames = new Set<string>();
   c.routes.forEach((r, i) => {
+    // Route names label metrics and x-switchyard-route: two of a name would be one series.
+    if (routeNames.has(r.name)) problems.push(`routes.${i}.name: duplicate route name "${r.name}"`);
+    routeNames.add(r.name);
+    const range = r.match.prompt_tokens;
+    if (range?.min !== undefined && range.max !== undefined && range.min > range.max) {
+      problems.push(`routes.${i}.match.prompt_tokens: min ${range.min} is above max ${range.max}, so the route can never match`);
+    }
+    if (r.complexity && r.targets?.length) {
+      problems.push(`routes.${i}: has both targets and complexity; complexity picks the target, so the targets would be ignored (keep one)`);
+    }
     r.targets?.forEach((t, j) => {
       if (!aliases.has(t.model)) problems.push(`routes.${i}.targets.${j}.model: unknown model alias "${t.model}"`);
     });

@@ -34,6 +34,8 @@ export interface CircuitBreaker {
   readonly state: CircuitState;
   /** Would a request be let through now? Does not claim the half-open probe. */
   available(): boolean;
+  /** Milliseconds until a request may be let through again (0 when it may now): the Retry-After of a refusal. */
+  retryInMs(): number;
   /** Claims permission for one attempt (the probe when half-open). False: skip this backend. */
   tryAcquire(): boolean;
   onSuccess(): void;
@@ -108,6 +110,11 @@ export function createCircuitBreaker(health: HealthConfig, opts: CircuitBreakerO
       if (state === 'closed') return true;
       if (state === 'open') return cooled();
       return probeFree();
+    },
+    retryInMs() {
+      if (state === 'closed') return 0;
+      const since = state === 'open' ? openedAt : (probeAt ?? now());
+      return Math.max(0, since + health.cooldown_ms - now());
     },
     tryAcquire() {
       if (state === 'closed') return true;

@@ -113,6 +113,9 @@ function notAnAnswer(upstream: UpstreamResponse, body: Uint8Array): string | und
   return `a body that is not a JSON object (${type})`;
 }
 
+/** Whole seconds, at least 1, for a Retry-After header. */
+export const retryAfterSeconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
+
 /** A request cut because the gateway's shutdown grace period ran out. */
 const shuttingDown = () => new GatewayError('shutting_down', { message: 'The gateway is shutting down; retry the request.', headers: { 'retry-after': '1' } });
 
@@ -148,7 +151,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     }
     const breaker = deps.breakers.get(name);
     if (breaker && !breaker.tryAcquire()) {
-      throw new AttemptFailure(new GatewayError('backend_unavailable', { message: `The backend '${name}' is unavailable (circuit open).`, headers: { 'retry-after': '1' } }), 'next');
+      throw new AttemptFailure(new GatewayError('backend_unavailable', { message: `The backend '${name}' is unavailable (circuit open).`, headers: { 'retry-after': retryAfterSeconds(breaker.retryInMs()) } }), 'next');
     }
     const outcome: { verdict: 'success' | 'failure' | 'none' } = { verdict: 'none' };
     const admission = deps.admissions.get(name);

@@ -10,6 +10,7 @@ import { requestFeatures } from '../../routing/router.js';
 import type { RequestContext, Stage, Target } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import { estimatePromptTokens } from '../estimate.js';
+import { retryAfterSeconds } from './dispatch.js';
 
 export function targetFor(config: Config, alias: string): Target | undefined {
   const model = config.models[alias];
@@ -59,7 +60,9 @@ export function createResolveRouteStage(deps: GatewayDeps): Stage {
       if (!targets.has(ctx.modelAlias) && !d.route) {
         throw new GatewayError('model_not_found', { message: `The model '${ctx.modelAlias}' does not exist.`, param: 'model' });
       }
-      throw new GatewayError('backend_unavailable', { message: `Every backend for '${ctx.modelAlias}' is unavailable (circuit open).`, headers: { 'retry-after': '1' } });
+      // Retry-After: the soonest any open circuit lets a probe through (never later than this model's).
+      const waits = [...deps.breakers.values()].map((b) => b.retryInMs()).filter((ms) => ms > 0);
+      throw new GatewayError('backend_unavailable', { message: `Every backend for '${ctx.modelAlias}' is unavailable (circuit open).`, headers: { 'retry-after': retryAfterSeconds(waits.length ? Math.min(...waits) : 1000) } });
     }
     const first = targets.get(d.aliases[0]);
     if (!first) throw new GatewayError('model_not_found', { message: `The model '${d.aliases[0]}' does not exist.`, param: 'model' });
