@@ -179,6 +179,7 @@ export const RouteSchema = z.strictObject({
 });
 
 export const ComplexitySchema = z.strictObject({
+  /** Accepted, not used: complexity routes are reached through a route's match.model (docs/routing.md). */
   alias: z.string().default('auto'),
   keywords: z
     .strictObject({
