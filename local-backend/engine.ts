@@ -147,8 +147,10 @@ export function createLocalEngine(options: LocalBackendOptions, metrics?: { metr
         let promptTokens = 0;
         for (const input of inputs) {
           if (signal.aborted) throw signal.reason;
+          if (input.length === 0) throw new GatewayError('invalid_request', { message: 'An input is an empty string; embeddings need some text.', param: 'input' });
           const length = ctx.calculateInputLength(input);
-          if (length > options.contextSize) {
+          // The whole context is not usable for one input (node-llama-cpp keeps a token back).
+          if (length >= options.contextSize) {
             throw new GatewayError('context_length_exceeded', { message: `An input has ${length} tokens; the context window of this model is ${options.contextSize}.`, param: 'input' });
           }
           promptTokens += length;

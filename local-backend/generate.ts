@@ -4,6 +4,7 @@
  * sequence. Token counts are exact, from the model's own tokenizer; the client's
  * AbortSignal stops generation at the next token (node-llama-cpp's stopOnAbortSignal).
  */
+import { randomInt } from 'node:crypto';
 import { LlamaChat, LlamaCompletion, type ChatHistoryItem, type ChatModelFunctions, type ChatWrapper, type LlamaContextSequence, type LlamaGrammar, type Token } from 'node-llama-cpp';
 import { GatewayError } from '../gateway/errors.js';
 
@@ -51,7 +52,10 @@ function commonOptions(params: SamplingParams, hooks: GenerateHooks, maxTokens: 
     maxTokens,
     temperature: params.temperature,
     topP: params.topP,
-    seed: params.seed,
+    // No seed (or a negative one, llama.cpp's "random"): a random one per request.
+    // Left undefined, node-llama-cpp seeds with the current second, so every request of
+    // that second (on every replica) sampled the same text.
+    seed: params.seed !== undefined && params.seed >= 0 ? params.seed : randomInt(0, 2 ** 31),
     // OpenAI has no repeat penalty by default; node-llama-cpp enables one unless told not to.
     repeatPenalty: penalize ? { penalty: 1, frequencyPenalty: params.frequencyPenalty, presencePenalty: params.presencePenalty } : (false as const),
     customStopTriggers: params.stop.length ? params.stop : undefined,
@@ -64,8 +68,9 @@ function resolveMaxTokens(params: SamplingParams, promptTokens: number, contextS
   if (promptTokens >= contextSize) {
     throw new GatewayError('context_length_exceeded', { message: `The prompt has ${promptTokens} tokens; the context window of this model is ${contextSize}.`, param: 'messages' });
   }
-  // An explicit max_tokens may run past the window: node-llama-cpp shifts the context.
-  return params.maxTokens ?? contextSize - promptTokens;
+  // Generation stops where the window ends (finish_reason length), whatever max_tokens
+  // says: node-llama-cpp's context shift cannot shrink a chat prompt, and failed with a 500.
+  return Math.min(params.maxTokens ?? Infinity, contextSize - promptTokens);
 }
 
 function tokenCounter(hooks: GenerateHooks) {

@@ -160,7 +160,10 @@ export function createOpenAIHandler(engine: LocalEngine, opts: HandlerOptions = 
       })
       .catch((err: unknown) => {
         if (!combined.aborted) opts.onError?.(err);
-        // After the first byte the status is sent: end the stream with an explicit error event.
+        // Before the first byte the error gets its own status (channel.started rejects:
+        // a 400 for a prompt too long, not a 200 with an error event).
+        if (!startSent) return channel.fail(err);
+        // After it the status is sent: end the stream with an explicit error event.
         const e = toError(err);
         channel.push(`data: ${new TextDecoder().decode(e.body)}\n\n`);
         channel.fail(err);

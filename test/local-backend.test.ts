@@ -116,10 +116,34 @@ describe('the standalone local backend (parallel: 2)', () => {
     expect(followUp.usage!.prompt_tokens).toBeGreaterThan(withTools.usage!.prompt_tokens);
   });
 
-  it('refuses a prompt longer than the context window with context_length_exceeded', async () => {
-    const res = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(3000) }], max_tokens: 5 }) });
-    expect(res.status).toBe(400);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('context_length_exceeded');
+  it('refuses a prompt longer than the context window with context_length_exceeded, streamed or not', async () => {
+    for (const stream of [false, true]) {
+      const res = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(3000) }], max_tokens: 5, stream }) });
+      expect(res.status, `stream: ${stream}`).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('context_length_exceeded');
+    }
+  });
+
+  it('stops at the end of the context window when prompt + max_tokens does not fit: finish_reason length, not a 500', async () => {
+    const r = await client.chat.completions.create({ model: 'local', messages: [{ role: 'user', content: 'y'.repeat(1950) }], max_tokens: 500, temperature: 0 });
+    expect(r.choices[0]!.finish_reason).toBe('length');
+    expect(r.usage!.prompt_tokens + r.usage!.completion_tokens).toBeLessThanOrEqual(2048);
+    expect(r.usage!.completion_tokens).toBeGreaterThan(0);
+  });
+
+  it('samples differently per request when no seed is given (not by the wall-clock second)', async () => {
+    const unseeded = () => client.chat.completions.create({ model: 'local', messages, max_tokens: 24, temperature: 1 });
+    const answers = new Set<string>();
+    for (let i = 0; i < 3; i++) answers.add((await unseeded()).choices[0]!.message.content ?? '');
+    expect(answers.size).toBeGreaterThan(1);
+  });
+
+  it('refuses an empty embedding input and one that fills the whole window with a 400', async () => {
+    for (const input of ['', ['a', ''], 'a'.repeat(2047)]) {
+      const res = await fetch(`${server.url}/v1/embeddings`, { method: 'POST', body: JSON.stringify({ model: 'local-embed', input }) });
+      expect(res.status, JSON.stringify(input).slice(0, 20)).toBe(400);
+      expect(((await res.json()) as { error: { param: string } }).error.param).toBe('input');
+    }
   });
 
   it('embeds with the model dimension, the same input giving the same vector', async () => {
