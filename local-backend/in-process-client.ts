@@ -55,7 +55,16 @@ export function createLlamaCppBackendClient(name: string, cfg: BackendConfig, op
     engine,
     async warmUp() {
       const started = performance.now();
-      await engine.load();
+      try {
+        await engine.load();
+      } catch (err) {
+        // One model that cannot load must not take the gateway (and every other alias)
+        // down: its requests answer 503 (each tries to load it again), the cause is logged
+        // once here, naming the backend and the file.
+        const detail = (err as { detail?: unknown }).detail ?? err;
+        log?.error({ backend: name, model_path: engine.options.modelPath, err: detail instanceof Error ? detail.message : String(detail) }, 'local model could not be loaded; its models answer 503');
+        return;
+      }
       log?.info({ model: engine.options.modelId, ms: Math.round(performance.now() - started) }, 'local model loaded');
     },
     /** The model's own tokenizer (loads the model if needed); no special tokens. */

@@ -8,6 +8,7 @@ import OpenAI from 'openai';
 import type { LocalServer } from '../local-backend/server.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startTinyLocalServer } from './support/tiny-model.js';
+import { startMockUpstream } from './support/mock-upstream.js';
 
 describe('the gateway with local models', () => {
   let server: LocalServer;
@@ -58,5 +59,32 @@ describe('the gateway with local models', () => {
   it('serves embeddings from the in-process model', async () => {
     const res = await client.embeddings.create({ model: 'local-embed', input: 'hello' });
     expect(res.data[0]!.embedding).toHaveLength(64);
+  });
+});
+
+describe('a local model file that cannot be loaded', () => {
+  it('leaves the gateway up: the other aliases answer, its own answer 503, and the log names the file', async () => {
+    const mock = await startMockUpstream();
+    const gw = await startTestGateway({
+      server: { host: '127.0.0.1', port: 0 },
+      backends: {
+        missing: { type: 'llama-cpp', model_path: '/nonexistent/model.gguf', context_size: 512, threads: 1 },
+        mock: { type: 'openai-compatible', base_url: mock.url },
+      },
+      models: { broken: { backend: 'missing', model: 'broken' }, cloud: { backend: 'mock', model: 'gpt-4o-mini' } },
+    });
+    try {
+      expect((await fetch(`${gw.url}/ready`)).status).toBe(200);
+      const ask = (model: string) => fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }) });
+      expect((await ask('cloud')).status).toBe(200);
+      const broken = await ask('broken');
+      expect(broken.status).toBe(503);
+      expect(((await broken.json()) as { error: { type: string } }).error.type).toBe('server_error');
+      const line = gw.logs.find((l) => String(l.msg).includes('local model could not be loaded'));
+      expect(line).toMatchObject({ backend: 'missing', model_path: '/nonexistent/model.gguf' });
+    } finally {
+      await gw.close();
+      await mock.close();
+    }
   });
 });
