@@ -63,11 +63,23 @@ export function toChatHistory(messages: readonly ChatMessage[]): ChatHistoryItem
 }
 
 /** undefined when no tools are offered or tool_choice is 'none'. */
+/** OpenAI's rule for function names; node-llama-cpp fails (500) on others, e.g. with a space. */
+const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
 export function toFunctions(req: ChatRequest): ChatModelFunctions | undefined {
-  if (!req.tools?.length || req.tool_choice === 'none') return undefined;
+  const choice = req.tool_choice;
+  if (choice !== undefined && choice !== null && choice !== 'auto' && choice !== 'none') {
+    // The model may call a tool; it cannot be made to (node-llama-cpp has no forced call):
+    // refusing says so, instead of answering text where the client demanded a call.
+    throw new GatewayError('invalid_request', { message: "This local model supports tool_choice 'auto' and 'none' only.", param: 'tool_choice' });
+  }
+  if (!req.tools?.length || choice === 'none') return undefined;
   const functions: Record<string, { description?: string; params?: GbnfJsonSchema }> = {};
-  for (const tool of req.tools) {
+  for (const [i, tool] of req.tools.entries()) {
     const { name, description, parameters } = tool.function;
+    if (!FUNCTION_NAME.test(name)) {
+      throw new GatewayError('invalid_request', { message: 'A function name may only contain a-z, A-Z, 0-9, underscores and dashes, at most 64 characters.', param: `tools.${i}.function.name` });
+    }
     // OpenAI's parameters are JSON Schema; node-llama-cpp accepts the subset it can turn into
     // a grammar and throws on the rest, which the engine reports as a 400 on `tools`.
     functions[name] = { description, params: parameters as GbnfJsonSchema | undefined };

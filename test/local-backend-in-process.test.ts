@@ -110,7 +110,9 @@ describe('the in-process llama-cpp backend client', () => {
     const res = await post(broken, '/chat/completions', { messages, max_tokens: 3 });
     expect(res.status).toBe(503);
     expect(JSON.parse(await readAll(res)).error).toMatchObject({ code: 'backend_unavailable', type: 'server_error' });
-    await expect(broken.warmUp()).rejects.toMatchObject({ code: 'backend_unavailable' });
+    // Warming up logs the failure and resolves: one broken model must not stop a gateway's start-up.
+    await expect(broken.warmUp()).resolves.toBeUndefined();
+    expect((await post(broken, '/chat/completions', { messages, max_tokens: 3 })).status).toBe(503);
     await broken.close();
   });
 

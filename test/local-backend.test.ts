@@ -138,6 +138,22 @@ describe('the standalone local backend (parallel: 2)', () => {
     expect(answers.size).toBeGreaterThan(1);
   });
 
+  it('refuses a forced tool_choice and a function name the model cannot take with a 400 naming the parameter', async () => {
+    const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ tools, tool_choice: 'required' }, 'tool_choice'],
+      [{ tools, tool_choice: { type: 'function', function: { name: 'get_weather' } } }, 'tool_choice'],
+      [{ tools: [{ type: 'function', function: { name: 'a b' } }] }, 'tools.0.function.name'],
+    ];
+    for (const [extra, param] of cases) {
+      for (const stream of [false, true]) {
+        const res = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages, max_tokens: 4, stream, ...extra }) });
+        expect(res.status, `${param} stream ${stream}`).toBe(400);
+        expect(((await res.json()) as { error: { param: string } }).error.param).toBe(param);
+      }
+    }
+  });
+
   it('refuses an empty embedding input and one that fills the whole window with a 400', async () => {
     for (const input of ['', ['a', ''], 'a'.repeat(2047)]) {
       const res = await fetch(`${server.url}/v1/embeddings`, { method: 'POST', body: JSON.stringify({ model: 'local-embed', input }) });
