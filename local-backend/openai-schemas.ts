@@ -46,6 +46,8 @@ const Sampling = {
   seed: z.number().int().nullish(),
   stop: z.union([z.string(), z.array(z.string()).max(4)]).nullish(),
   n: z.literal(1).nullish(),
+  // No log probabilities from this backend: asking for them is refused, not ignored.
+  top_logprobs: z.literal(0).nullish(),
   frequency_penalty: nullishNumber(-2, 2),
   presence_penalty: nullishNumber(-2, 2),
 };
@@ -53,6 +55,7 @@ const Sampling = {
 export const ChatRequestSchema = z.looseObject({
   ...Sampling,
   messages: z.array(MessageSchema).min(1),
+  logprobs: z.literal(false).nullish(),
   max_completion_tokens: positiveInt,
   response_format: z
     .looseObject({
@@ -67,6 +70,7 @@ export const ChatRequestSchema = z.looseObject({
 export const CompletionRequestSchema = z.looseObject({
   ...Sampling,
   prompt: z.union([z.string(), z.array(z.string()).length(1)]),
+  logprobs: z.literal(0).nullish(),
   echo: z.boolean().nullish(),
 });
 

@@ -138,9 +138,11 @@ describe('the standalone local backend (parallel: 2)', () => {
     expect(answers.size).toBeGreaterThan(1);
   });
 
-  it('refuses a forced tool_choice and a function name the model cannot take with a 400 naming the parameter', async () => {
+  it('refuses logprobs, a forced tool_choice and a function name the model cannot take with a 400 naming the parameter', async () => {
     const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
     const cases: Array<[Record<string, unknown>, string]> = [
+      [{ logprobs: true }, 'logprobs'],
+      [{ top_logprobs: 3 }, 'top_logprobs'],
       [{ tools, tool_choice: 'required' }, 'tool_choice'],
       [{ tools, tool_choice: { type: 'function', function: { name: 'get_weather' } } }, 'tool_choice'],
       [{ tools: [{ type: 'function', function: { name: 'a b' } }] }, 'tools.0.function.name'],
