@@ -51,10 +51,20 @@ function jsonResponse(payload: unknown, status = 200): HandlerResponse {
   return { status, headers: JSON_HEADERS, body: once(json(payload)) };
 }
 
+/** The abort reason a server gives its requests when its shutdown grace period ends. */
+export class ShutdownError extends Error {
+  constructor() {
+    super('The server is shutting down; retry the request.');
+    this.name = 'ShutdownError';
+  }
+}
+
 function toError(err: unknown) {
   const mapped = err instanceof QueueFullError
     ? new GatewayError('queue_full', { headers: { 'retry-after': String(err.retryAfterSeconds) } })
-    : err;
+    : err instanceof ShutdownError
+      ? new GatewayError('shutting_down', { message: err.message, headers: { 'retry-after': '1' } })
+      : err;
   const e = toOpenAIError(mapped);
   return { ...e, body: typeof e.body === 'string' ? new TextEncoder().encode(e.body) : e.body };
 }
@@ -137,6 +147,8 @@ export function createOpenAIHandler(engine: LocalEngine, opts: HandlerOptions = 
       try {
         const r = await generate(lease.item, combined, () => {}, onFirstToken);
         finish(r);
+        // Stopped by the server's shutdown: a 503 to retry, not a truncated answer.
+        if (combined.aborted && combined.reason instanceof ShutdownError) throw combined.reason;
         return jsonResponse(whole(r));
       } finally {
         lease.release();
@@ -154,6 +166,13 @@ export function createOpenAIHandler(engine: LocalEngine, opts: HandlerOptions = 
     generate(lease.item, combined, onText, onFirstToken)
       .then((r) => {
         finish(r);
+        if (combined.aborted && combined.reason instanceof ShutdownError) {
+          // Stopped by the server's shutdown, not finished: never a clean-looking end.
+          if (!startSent) return channel.fail(combined.reason);
+          const e = toError(combined.reason);
+          channel.push(`data: ${new TextDecoder().decode(e.body)}\n\n`);
+          return channel.fail(combined.reason);
+        }
         // One push: the closing frames leave in one write with the end.
         channel.push((!startSent && frames.start ? frames.start() : '') + frames.end(r).join('') + SSE_DONE);
         channel.end();

@@ -12,7 +12,7 @@ import { GatewayError } from '../gateway/errors.js';
 import { AsyncChannel } from './async-channel.js';
 import { createLocalEngine, type LocalEngine } from './engine.js';
 import { getLocalMetrics } from './metrics.js';
-import { createOpenAIHandler, errorResponse, type HandlerResponse } from './openai-handler.js';
+import { createOpenAIHandler, errorResponse, ShutdownError, type HandlerResponse } from './openai-handler.js';
 import type { LocalBackendOptions } from './options.js';
 
 export interface LocalServerOptions {
@@ -95,7 +95,9 @@ async function send(res: ServerResponse, out: HandlerResponse, signal: AbortSign
   res.writeHead(out.status, out.headers);
   if (out.body instanceof AsyncChannel) return pipeChannel(res, out.body, signal);
   for await (const chunk of out.body) {
-    if (signal.aborted) break; // leaving the loop calls return(): generation stops
+    // Leaving the loop calls return(): generation stops. A shutdown's abort still lets its
+    // answer (the 503) out.
+    if (signal.aborted && !(signal.reason instanceof ShutdownError)) break;
     if (!res.write(chunk)) {
       await new Promise<void>((resolve) => {
         const done = () => { res.off('drain', done); res.off('close', done); resolve(); };
@@ -113,6 +115,8 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<LocalS
   const handle = createOpenAIHandler(engine, { onError: opts.onError });
   const maxBody = opts.maxBodyBytes ?? 10 * 1024 * 1024;
   const inflight = new Set<Promise<void>>();
+  /** Each in-flight request's abort, for the end of a shutdown's grace period. */
+  const controllers = new Set<AbortController>();
   let shuttingDown = false;
 
   async function route(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
@@ -150,16 +154,22 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<LocalS
     const ac = new AbortController();
     // A client that goes away before the end aborts its generation and frees its sequence.
     res.on('close', () => { if (!res.writableFinished) ac.abort(new Error('client disconnected')); });
+    controllers.add(ac);
     const p = route(req, res, ac.signal)
-      .catch((err: unknown) => {
+      .catch(async (err: unknown) => {
         opts.onError?.(err);
+        // Before the head: the error as an OpenAI error body (a shutdown's 503 included).
         if (!res.headersSent) {
           const e = errorResponse(err);
           res.writeHead(e.status, e.headers);
+          for await (const chunk of e.body) res.write(chunk);
         }
         res.end();
       })
-      .finally(() => inflight.delete(p));
+      .finally(() => {
+        inflight.delete(p);
+        controllers.delete(ac);
+      });
     inflight.add(p);
   });
   server.keepAliveTimeout = 5000;
@@ -182,7 +192,13 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<LocalS
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const grace = new Promise<void>((resolve) => setTimeout(resolve, opts.shutdownGraceMs ?? 10000).unref());
-      await Promise.race([Promise.allSettled([...inflight]), grace]);
+      const drained = await Promise.race([Promise.allSettled([...inflight]).then(() => true), grace.then(() => false)]);
+      if (!drained) {
+        // Still generating: stop with a shutting_down answer (an error event in a stream,
+        // a 503 before one), then close, instead of cutting the connection mid-chunk.
+        for (const ac of controllers) ac.abort(new ShutdownError());
+        await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 500).unref())]);
+      }
       server.closeAllConnections();
       await closed;
       await engine.close();

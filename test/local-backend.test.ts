@@ -264,3 +264,23 @@ describe('the standalone local backend (parallel: 1, queue_size: 1)', () => {
     await until(async () => (await health(server)).busy === 0 && (await health(server)).queued === 0);
   });
 });
+
+describe('the standalone local backend shutting down past its grace period', () => {
+  it('ends a running stream with a shutting_down event and a running whole answer with a 503', async () => {
+    const server = await startTinyLocalServer({ parallel: 2, contextSize: 2048 }, { shutdownGraceMs: 150 });
+    const long = (stream: boolean) =>
+      fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: [{ role: 'user', content: 'go on' }], max_tokens: 100000, temperature: 0, stream }) });
+    const streamed = await long(true);
+    expect(streamed.status).toBe(200);
+    const streamText = streamed.text();
+    const whole = long(false);
+    await new Promise((r) => setTimeout(r, 50));
+    await server.close();
+    const text = await streamText;
+    expect(text).toContain('"code":"shutting_down"');
+    expect(text).not.toContain('[DONE]');
+    const answer = await whole;
+    expect(answer.status).toBe(503);
+    expect(((await answer.json()) as { error: { code: string } }).error.code).toBe('shutting_down');
+  });
+});
