@@ -101,6 +101,43 @@ function sampling(req: ChatRequest | CompletionRequest, maxTokens: number | null
   };
 }
 
+/** Keywords the grammar builder ignores rather than enforces: accepting them would promise what the output does not keep. */
+const UNENFORCED_KEYWORDS = ['$ref', '$defs', 'definitions', 'pattern', 'patternProperties', 'allOf', 'not', 'if', 'then', 'else', 'dependentRequired', 'dependentSchemas', 'unevaluatedProperties', 'contains'];
+const JSON_TYPES = new Set(['string', 'number', 'integer', 'boolean', 'object', 'array', 'null']);
+
+/** The first part of a schema that would not be enforced (by path), or undefined. */
+export function unsupportedSchemaPart(schema: unknown, path = 'schema'): string | undefined {
+  if (Array.isArray(schema)) {
+    for (const [i, item] of schema.entries()) {
+      const found = unsupportedSchemaPart(item, `${path}[${i}]`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (!schema || typeof schema !== 'object') return undefined;
+  const o = schema as Record<string, unknown>;
+  for (const k of UNENFORCED_KEYWORDS) if (k in o) return `'${k}' at ${path}`;
+  const types = Array.isArray(o.type) ? o.type : o.type === undefined ? [] : [o.type];
+  for (const t of types) if (typeof t !== 'string' || !JSON_TYPES.has(t)) return `type ${JSON.stringify(t)} at ${path}`;
+  for (const [k, v] of Object.entries(o)) {
+    // Schemas nest under these; `enum`/`const` values and `default`/examples are data, not schemas.
+    if (k === 'enum' || k === 'const' || k === 'default' || k === 'examples') continue;
+    if (k === 'properties' && v && typeof v === 'object' && !Array.isArray(v)) {
+      // Property names are the caller's ("pattern" is a fine name): only their schemas are checked.
+      for (const [name, sub] of Object.entries(v)) {
+        const found = unsupportedSchemaPart(sub, `${path}.properties.${name}`);
+        if (found) return found;
+      }
+      continue;
+    }
+    if (v && typeof v === 'object') {
+      const found = unsupportedSchemaPart(v, `${path}.${k}`);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
 async function grammarFor(req: ChatRequest, loaded: LoadedModel, functions: ChatModelFunctions | undefined): Promise<LlamaGrammar | undefined> {
   const format = req.response_format?.type;
   if (format === undefined || format === 'text') return undefined;
@@ -108,6 +145,8 @@ async function grammarFor(req: ChatRequest, loaded: LoadedModel, functions: Chat
   if (format === 'json_object') return loaded.jsonGrammar();
   const schema = req.response_format?.json_schema?.schema;
   if (!schema) throw new GatewayError('invalid_request', { message: 'response_format.json_schema.schema is required.', param: 'response_format.json_schema.schema' });
+  const unsupported = unsupportedSchemaPart(schema);
+  if (unsupported) throw new GatewayError('invalid_request', { message: `Unsupported JSON schema: ${unsupported} cannot be enforced by this local model.`, param: 'response_format.json_schema.schema' });
   try {
     return await loaded.llama.createGrammarForJsonSchema<GbnfJsonSchema>(schema as GbnfJsonSchema);
   } catch (err) {

@@ -97,6 +97,23 @@ describe('the standalone local backend (parallel: 2)', () => {
     expect(Number.isInteger(JSON.parse(res.choices[0]!.message.content!).a)).toBe(true);
   });
 
+  it('refuses a JSON schema whose keywords the grammar would not enforce, naming where', async () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ type: 'object', properties: { a: { $ref: '#/defs/q' } } }, /'\$ref' at schema\.properties\.a/],
+      [{ type: 'string', pattern: '^a+$' }, /'pattern' at schema/],
+      [{ type: 'nonsense' }, /type "nonsense" at schema/],
+      [{ type: 'object', properties: { list: { type: 'array', items: { allOf: [{ type: 'string' }] } } } }, /'allOf' at schema\.properties\.list\.items/],
+    ];
+    for (const [schema, message] of cases) {
+      const res = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages, max_tokens: 4, response_format: { type: 'json_schema', json_schema: { name: 's', schema } } }) });
+      expect(res.status, JSON.stringify(schema)).toBe(400);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(message);
+    }
+    // A property may be called like a keyword.
+    const ok = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages, max_tokens: 40, temperature: 0, response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'object', properties: { pattern: { type: 'string' }, not: { enum: ['x', 'y'] } }, required: ['pattern', 'not'] } } } }) });
+    expect(ok.status).toBe(200);
+  });
+
   it('offers tools through the chat template and accepts tool results in the history', async () => {
     const tools = [{ type: 'function' as const, function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
     const plain = await client.chat.completions.create({ model: 'local', messages, max_tokens: 4, temperature: 0 });
