@@ -9,6 +9,7 @@ import { GatewayError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { RequestContext } from './pipeline/context.js';
+import type { Leader } from './cache/coalesce.js';
 import type { GatewayDeps } from './pipeline/deps.js';
 import { runPipeline } from './pipeline/pipeline.js';
 import { respondError } from './pipeline/respond.js';
@@ -142,7 +143,15 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
       if (req.method !== 'POST') return plainError(req, res, new GatewayError('method_not_allowed', { headers: { allow: 'POST' } }));
       const g = gen;
       const ctx = newContext(req, res, body, g, endpoint);
-      res.onAborted(() => ctx.abort.abort());
+      res.onAborted(() => {
+        // A coalescing leader with followers keeps its upstream call for them: one
+        // client's abort must not become everyone's. Its own writes are no-ops from now.
+        if ((ctx.locals.coalesceLeader as Leader | undefined)?.hasFollowers()) {
+          ctx.locals.clientLeft = true;
+          return;
+        }
+        ctx.abort.abort();
+      });
       g.inflight++;
       totalInflight++;
       const slot = freeSlots.length > 0 ? freeSlots.pop()! : inflightContexts.length;

@@ -69,6 +69,41 @@ describe('cache and routes', () => {
     }
   });
 
+  it("keeps the upstream call going for a live follower when the leader's client leaves", async () => {
+    const before = mock.requests.length;
+    const body = { model: 'm1', temperature: 0, stream: true, messages: [{ role: 'user', content: 'leader leaves early' }], mock: { chunks: 6, chunkDelayMs: 80 } };
+    const ac = new AbortController();
+    const leaderRes = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer sk-plain-0123456789' }, body: JSON.stringify(body), signal: ac.signal });
+    const follower = ask('sk-plain-0123456789', body);
+    // Read the leader's first chunk, then leave.
+    const reader = leaderRes.body!.getReader();
+    await reader.read();
+    await new Promise((r) => setTimeout(r, 100));
+    ac.abort();
+    const f = await follower;
+    expect(f.cache).toBe('hit');
+    expect(f.text.match(/"content":"tok "/g)).toHaveLength(6);
+    expect(f.text.trim().endsWith('data: [DONE]')).toBe(true);
+    expect(f.text).not.toContain('"error"');
+    const upstream = mock.requests.slice(before);
+    expect(upstream).toHaveLength(1);
+    expect(upstream[0]!.abortedAt).toBeUndefined();
+  });
+
+  it('still stops the upstream at once when a leader without followers leaves', async () => {
+    const before = mock.requests.length;
+    const ac = new AbortController();
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-plain-0123456789' },
+      body: JSON.stringify({ model: 'm1', temperature: 0, stream: true, messages: [{ role: 'user', content: 'alone' }], mock: { chunks: 20, chunkDelayMs: 50 } }),
+      signal: ac.signal,
+    });
+    await res.body!.getReader().read();
+    ac.abort();
+    await expect.poll(() => mock.requests[before]?.abortedAt, { timeout: 1000, interval: 10 }).toBeDefined();
+  });
+
   it('ends a coalesced stream follower cleanly when a fallback answered the leader', async () => {
     const body = { model: 'broken', temperature: 0, stream: true, messages: [{ role: 'user', content: 'coalesced via fallback' }], mock: { latencyMs: 150, chunks: 3, chunkDelayMs: 50 } };
     const leader = ask('sk-plain-0123456789', body);

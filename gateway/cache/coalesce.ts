@@ -35,6 +35,8 @@ export interface Leader {
   fail(errorSent?: boolean): void;
   /** Forget the flight (after the answer is stored, or at the leader's end whatever happened). Idempotent. */
   release(): void;
+  /** Followers are waiting on this flight now (the leader's upstream call must go on if its own client leaves). */
+  hasFollowers(): boolean;
 }
 
 /** How a live stream follower ended. */
@@ -77,6 +79,8 @@ interface Flight {
   errorSent: boolean;
   /** Woken on every chunk and on the end. */
   wake: Set<() => void>;
+  /** Followers currently waiting or relaying. */
+  followers: number;
 }
 
 const DONE_RE = /(^|\n)data: ?\[DONE\]/;
@@ -134,40 +138,57 @@ export function createCoalescer(): Coalescer {
         fail();
         if (flights.get(key) === f) flights.delete(key);
       },
+      hasFollowers() {
+        return f.followers > 0;
+      },
     };
+  };
+
+  /** Counts a follower for the time `work` runs. */
+  const counted = async <T>(f: Flight, work: () => Promise<T>): Promise<T> => {
+    f.followers++;
+    try {
+      return await work();
+    } finally {
+      f.followers--;
+    }
   };
 
   const followerOf = (f: Flight): Follower => ({
     shape: f.shape,
-    async result(waitMs) {
-      const deadline = Date.now() + waitMs;
-      while (f.status === 'running') {
-        const left = deadline - Date.now();
-        if (left <= 0 || !(await next(f, left))) return undefined;
-      }
-      return f.entry;
-    },
-    async follow(io, waitMs) {
-      const deadline = Date.now() + waitMs;
-      let sent = 0;
-      for (;;) {
-        if (io.aborted()) return { kind: 'aborted' };
-        while (sent < f.chunks.length) {
-          const text = f.chunks[sent++];
-          const drained = io.write(text);
-          if (drained) await drained;
-          if (io.aborted()) return { kind: 'aborted' };
-        }
-        if (f.status === 'complete') return { kind: 'complete', sawDone: f.chunks.some((c) => DONE_RE.test(c)), entry: f.entry! };
-        if (f.status === 'failed') return sent === 0 ? { kind: 'fall-through' } : { kind: 'broken', errorSent: f.errorSent };
-        // wait_ms bounds the wait for the first byte; after that the leader's own timeouts apply.
-        const left = sent === 0 ? deadline - Date.now() : 2 ** 31 - 1;
-        if (left <= 0 || (!(await next(f, left)) && sent === 0 && f.chunks.length === 0 && f.status === 'running')) {
-          return { kind: 'fall-through' };
-        }
-      }
-    },
+    result: (waitMs) => counted(f, () => resultOf(f, waitMs)),
+    follow: (io, waitMs) => counted(f, () => followOf(f, io, waitMs)),
   });
+
+  const resultOf = async (f: Flight, waitMs: number): Promise<CacheEntry | undefined> => {
+    const deadline = Date.now() + waitMs;
+    while (f.status === 'running') {
+      const left = deadline - Date.now();
+      if (left <= 0 || !(await next(f, left))) return undefined;
+    }
+    return f.entry;
+  };
+
+  const followOf = async (f: Flight, io: FollowerIO, waitMs: number): Promise<FollowOutcome> => {
+    const deadline = Date.now() + waitMs;
+    let sent = 0;
+    for (;;) {
+      if (io.aborted()) return { kind: 'aborted' };
+      while (sent < f.chunks.length) {
+        const text = f.chunks[sent++];
+        const drained = io.write(text);
+        if (drained) await drained;
+        if (io.aborted()) return { kind: 'aborted' };
+      }
+      if (f.status === 'complete') return { kind: 'complete', sawDone: f.chunks.some((c) => DONE_RE.test(c)), entry: f.entry! };
+      if (f.status === 'failed') return sent === 0 ? { kind: 'fall-through' } : { kind: 'broken', errorSent: f.errorSent };
+      // wait_ms bounds the wait for the first byte; after that the leader's own timeouts apply.
+      const left = sent === 0 ? deadline - Date.now() : 2 ** 31 - 1;
+      if (left <= 0 || (!(await next(f, left)) && sent === 0 && f.chunks.length === 0 && f.status === 'running')) {
+        return { kind: 'fall-through' };
+      }
+    }
+  };
 
   return {
     get size() {
@@ -176,7 +197,7 @@ export function createCoalescer(): Coalescer {
     join(key, shape) {
       const existing = flights.get(key);
       if (existing && existing.status !== 'failed') return { role: 'follower', follower: followerOf(existing) };
-      const f: Flight = { shape, chunks: [], status: 'running', errorSent: false, wake: new Set() };
+      const f: Flight = { shape, chunks: [], status: 'running', errorSent: false, wake: new Set(), followers: 0 };
       flights.set(key, f);
       return { role: 'leader', leader: leaderOf(key, f) };
     },

@@ -126,7 +126,11 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
     let leader: Leader | undefined;
     if (cfg.coalesce.enabled && policy.read && policy.write) {
       const joined = parts.coalescer.join(key, { stream: ctx.stream, includeUsage: ctx.clientWantsUsage, model: ctx.modelAlias });
-      if (joined.role === 'leader') leader = joined.leader;
+      if (joined.role === 'leader') {
+        leader = joined.leader;
+        // app.ts: if this client leaves while followers wait, the upstream call goes on for them.
+        ctx.locals.coalesceLeader = leader;
+      }
       else if (await serveFollower(ctx, joined.follower, cfg.coalesce.wait_ms, metrics)) return STOP;
       // The client left while waiting: no upstream call for nobody.
       else if (ctx.res.aborted) return STOP;

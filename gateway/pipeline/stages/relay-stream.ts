@@ -81,7 +81,8 @@ export async function relayStream(
           ctx.upstreamNs += process.hrtime.bigint() - t;
         }
       }
-      if (ctx.res.aborted) break;
+      // A coalescing leader whose client left reads on for its followers (app.ts).
+      if (ctx.res.aborted && ctx.locals.clientLeft !== true) break;
       if (translator.state.done) {
         // [DONE]: the answer is complete, whether or not the upstream closes now.
         if (upstream.finished !== true) void upstream.dump().catch(() => undefined);
@@ -94,7 +95,7 @@ export async function relayStream(
         break;
       }
     }
-    if (!translator.state.done && !ctx.res.aborted) {
+    if (!translator.state.done && (!ctx.res.aborted || ctx.locals.clientLeft === true)) {
       // An event the upstream left unterminated at its end (e.g. a last line without its
       // blank line, or bare-CR line endings) is still an event.
       parser.feed(`${decoder.decode()}\n\n`);
@@ -112,7 +113,7 @@ export async function relayStream(
     // itself failed.
     await it.return?.().catch(() => undefined);
   }
-  if (ctx.res.aborted) {
+  if (ctx.res.aborted && (ctx.locals.clientLeft !== true || !translator.state.done)) {
     // Stop the upstream at once: nobody pays for tokens nobody reads.
     ctx.abort.abort();
     await it.return?.().catch(() => undefined);
