@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GatewayError, UpstreamHttpError } from '../gateway/errors.js';
-import { backoffMs, isRetryableError, isRetryableStatus, parseRetryAfter, retryDelayMs, runWithRetries, sleep } from '../gateway/upstream/retry.js';
+import { backoffMs, isRetryableError, isRetryableStatus, parseRetryAfter, relayableRetryAfter, retryAfterSeconds, retryDelayMs, runWithRetries, sleep } from '../gateway/upstream/retry.js';
 
 const policy = { attempts: 3, backoff_ms: 100, max_backoff_ms: 1000 };
 
@@ -46,9 +46,19 @@ describe('Retry-After', () => {
     [{ 'retry-after-ms': '250', 'retry-after': '9' }, 250],
     [{ 'retry-after': ['2', '5'] }, 2000],
     [{ 'retry-after': 'soon' }, undefined],
+    // V8's Date.parse reads a date into this; a Retry-After it is not.
+    [{ 'retry-after': 'Bearer sk-upstream-SECRET-1234' }, undefined],
     [{}, undefined],
   ])('reads %j as %s ms', (headers, expected) => {
     expect(parseRetryAfter(headers, now)).toBe(expected);
+  });
+
+  it('relays only what it can read, as it came, and writes whole seconds of its own', () => {
+    expect(relayableRetryAfter({ 'retry-after': ' 7 ' })).toBe('7');
+    expect(relayableRetryAfter({ 'retry-after': 'Thu, 01 Jan 2026 00:00:10 GMT' })).toBe('Thu, 01 Jan 2026 00:00:10 GMT');
+    expect(relayableRetryAfter({ 'retry-after': 'Bearer sk-upstream-SECRET-1234' })).toBeUndefined();
+    expect(relayableRetryAfter({})).toBeUndefined();
+    expect([0, 1, 999, 1000, 1001, 2500].map(retryAfterSeconds)).toEqual(['1', '1', '1', '1', '2', '3']);
   });
 });
 

@@ -50,6 +50,9 @@ export function isRetryableError(err: unknown): boolean {
 
 type HeaderBag = Record<string, string | string[] | undefined>;
 
+/** RFC 9110's IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT". */
+const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
 function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
@@ -65,8 +68,20 @@ export function parseRetryAfter(headers: HeaderBag, now: number = Date.now()): n
   const v = first(headers['retry-after'])?.trim();
   if (!v) return undefined;
   if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
-  const date = Date.parse(v);
+  // Only an IMF-fixdate: V8's Date.parse alone reads a date into nearly any text.
+  const date = HTTP_DATE.test(v) ? Date.parse(v) : NaN;
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** A `retry-after` worth relaying to a client as it came (delay-seconds or an IMF-fixdate), else undefined. */
+export function relayableRetryAfter(headers: HeaderBag): string | undefined {
+  const v = first(headers['retry-after'])?.trim();
+  return v && parseRetryAfter({ 'retry-after': v }) !== undefined ? v : undefined;
+}
+
+/** Whole seconds, at least 1, for a Retry-After header the gateway sets. */
+export function retryAfterSeconds(ms: number): string {
+  return String(Math.max(1, Math.ceil(ms / 1000)));
 }
 
 /** Full-jitter backoff before retry number `retry` (0 = the first retry). */

@@ -16,9 +16,10 @@ import { MAX_RESPONSE_BYTES, responseTooLarge, type UpstreamResponse } from '../
 import type { Usage } from '../../providers/types.js';
 import { classifyUpstreamError } from '../../upstream/classify-error.js';
 import { isBackendFailure } from '../../upstream/circuit-breaker.js';
-import { isRetryableStatus, parseRetryAfter, retryDelayMs, sleep } from '../../upstream/retry.js';
+import { isRetryableStatus, parseRetryAfter, relayableRetryAfter, retryAfterSeconds, retryDelayMs, sleep } from '../../upstream/retry.js';
 import { redactCompletionBody, redactStreamTranslator } from '../../routing/redact-completions.js';
-import { maskSecret, relayStream, type RelayHooks } from './relay-stream.js';
+import { relayStream, type RelayHooks } from './relay-stream.js';
+import { maskSecretIn } from '../mask-secret.js';
 import { responseHeaders } from '../respond.js';
 import { estimateCompletionTokens, estimatePromptTokens } from '../estimate.js';
 
@@ -62,39 +63,6 @@ function queueTokens(ctx: RequestContext): number {
 }
 
 /**
- * Upstream error bodies are relayed to the client; some providers echo the credential
- * they were given ("Incorrect API key provided: ..."). The gateway's own key never
- * leaves: any verbatim occurrence is masked before the body is relayed.
- */
-/** Secrets as bytes, encoded once (Buffer.includes with a string encodes it per call). */
-const secretBytes = new Map<string, Buffer>();
-
-function scrubSecret<T extends Uint8Array | string>(body: T, secret: string | undefined): T {
-  if (!secret || secret.length < 8) return body;
-  if (typeof body === 'string') return maskSecret(body, secret) as T;
-  const b = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  let needle = secretBytes.get(secret);
-  if (!needle) {
-    if (secretBytes.size > 1000) secretBytes.clear();
-    secretBytes.set(secret, (needle = Buffer.from(secret)));
-  }
-  if (!b.includes(needle)) return body;
-  return Buffer.from(b.toString('utf8').split(secret).join('[redacted]')) as unknown as T;
-}
-
-/** RFC 9110's IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT" (V8's Date.parse alone accepts nearly anything). */
-const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
-
-/** A Retry-After worth relaying: delay-seconds or an HTTP-date; anything else is dropped. */
-function validRetryAfter(value: string | string[] | undefined): string | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return undefined;
-  const t = v.trim();
-  if (/^\d{1,10}$/.test(t)) return t;
-  return HTTP_DATE.test(t) && Number.isFinite(Date.parse(t)) ? t : undefined;
-}
-
-/**
  * What a non-stream answer must look like to be relayed as one: a JSON object. Empty
  * bodies, HTML error pages, SSE for a non-stream request and compressed bytes are
  * not answers; they fail the attempt as upstream_bad_response (retryable: another
@@ -112,9 +80,6 @@ function notAnAnswer(upstream: UpstreamResponse, body: Uint8Array): string | und
   const type = String(upstream.headers['content-type'] ?? 'no content type').slice(0, 60);
   return `a body that is not a JSON object (${type})`;
 }
-
-/** Whole seconds, at least 1, for a Retry-After header. */
-export const retryAfterSeconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
 
 /** A request cut because the gateway's shutdown grace period ran out. */
 const shuttingDown = () => new GatewayError('shutting_down', { message: 'The gateway is shutting down; retry the request.', headers: { 'retry-after': '1' } });
@@ -240,12 +205,12 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       setVerdict(isBackendFailure(upstream.status) ? 'failure' : 'success');
       metrics.upstreamErrors.labels(name, upstream.status >= 500 ? 'http_5xx' : upstream.status === 429 ? 'http_429' : 'http_4xx').inc();
       const secret = target.backend.api_key;
-      const t = translator.translateError(upstream.status, scrubSecret(body, secret));
+      const t = translator.translateError(upstream.status, maskSecretIn(body, secret));
       const headers: Record<string, string> = {};
-      const ra = validRetryAfter(upstream.headers['retry-after']);
+      const ra = relayableRetryAfter(upstream.headers);
       if (ra) headers['retry-after'] = ra;
       // Scrubbed again after translation: re-serialising can decode an escaped key.
-      throw new AttemptFailure(new UpstreamHttpError(t.status, scrubSecret(t.body, secret), headers), isRetryableStatus(upstream.status) ? 'retry' : 'fatal', parseRetryAfter(upstream.headers));
+      throw new AttemptFailure(new UpstreamHttpError(t.status, maskSecretIn(t.body, secret), headers), isRetryableStatus(upstream.status) ? 'retry' : 'fatal', parseRetryAfter(upstream.headers));
     }
 
     ctx.target = target;
@@ -267,7 +232,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       setVerdict('success');
       const out = translator.translateResponse(ctx.endpoint, body, ctx.modelAlias);
       // Masked in what the client gets: translating can decode a key the upstream escaped.
-      out.body = scrubSecret(out.body, target.backend.api_key);
+      out.body = maskSecretIn(out.body, target.backend.api_key);
       if (redact) {
         const r = redactCompletionBody(out.body);
         if (r.count) metrics.contentFiltered.labels(ctx.route!.name, 'redact').inc();

@@ -17,6 +17,7 @@ import { streamErrorEvent } from '../../errors.js';
 import type { StreamTranslator } from '../../providers/types.js';
 import type { UpstreamResponse } from '../../upstream/types.js';
 import type { RequestContext } from '../context.js';
+import { maskSecret } from '../mask-secret.js';
 
 export interface RelayResult {
   outcome: 'complete' | 'interrupted' | 'client_aborted' | 'upstream_error' | 'shutdown';
@@ -27,11 +28,6 @@ export interface RelayResult {
 export interface RelayHooks {
   /** Every piece of SSE text sent to the client (cache recording, coalescing followers). */
   onText?: (text: string) => void;
-}
-
-/** The backend key never reaches a client, even when an upstream echoes it (≥ 8 characters: shorter ones are placeholders). */
-export function maskSecret(text: string, secret: string | undefined): string {
-  return secret && secret.length >= 8 && text.includes(secret) ? text.split(secret).join('[redacted]') : text;
 }
 
 export async function relayStream(

@@ -10,7 +10,7 @@ import { requestFeatures } from '../../routing/router.js';
 import type { RequestContext, Stage, Target } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import { estimatePromptTokens } from '../estimate.js';
-import { retryAfterSeconds } from './dispatch.js';
+import { retryAfterSeconds } from '../../upstream/retry.js';
 
 export function targetFor(config: Config, alias: string): Target | undefined {
   const model = config.models[alias];

@@ -20,6 +20,7 @@ import { Redis } from 'ioredis';
 import { GatewayError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../metrics.js';
+import { retryAfterSeconds } from '../../upstream/retry.js';
 
 export type FailurePolicy = 'fail_open' | 'fail_closed';
 
@@ -166,7 +167,7 @@ export function createStoreHealth(opts: HealthOptions): StoreHealth & { close():
 
   const policyFallback = <T>(fallback: () => T | Promise<T>, cause: unknown): T | Promise<T> => {
     // Retry-After: the probe checks every probeMs; a client may try again about then.
-    if (opts.onFailure === 'fail_closed') throw new GatewayError('store_unavailable', { detail: cause, headers: { 'retry-after': String(Math.max(1, Math.ceil(probeMs / 1000))) } });
+    if (opts.onFailure === 'fail_closed') throw new GatewayError('store_unavailable', { detail: cause, headers: { 'retry-after': retryAfterSeconds(probeMs) } });
     return fallback();
   };
 
