@@ -10,6 +10,7 @@ import { GatewayError } from '../gateway/errors.js';
 import type { LocalMetrics } from './metrics.js';
 import type { LocalBackendOptions } from './options.js';
 import { createSlotPool, type Lease, type SlotPool } from './slot-pool.js';
+import { installBatchBarrier, type BatchBarrier } from './batch-barrier.js';
 import { ensureTinyModel } from './tiny-model.js';
 
 export interface EngineStats {
@@ -63,6 +64,7 @@ function sharedLlama(gpu: 'auto' | false): Promise<Llama> {
 interface Loaded extends LoadedModel {
   context: LlamaContext;
   pool: SlotPool<LlamaContextSequence>;
+  barrier: BatchBarrier;
 }
 
 export function createLocalEngine(options: LocalBackendOptions, metrics?: { metrics: LocalMetrics; label: string }): LocalEngine {
@@ -89,6 +91,7 @@ export function createLocalEngine(options: LocalBackendOptions, metrics?: { metr
       flashAttention: options.flashAttention,
     });
     const sequences = Array.from({ length: options.parallel }, () => context.getSequence());
+    const barrier = installBatchBarrier(context);
     // Resolve the chat wrapper once (from the GGUF's chat template), not per request.
     const probe = new LlamaChat({ contextSequence: sequences[0]! });
     const chatWrapper = probe.chatWrapper;
@@ -97,6 +100,7 @@ export function createLocalEngine(options: LocalBackendOptions, metrics?: { metr
     const result: Loaded = {
       llama, model, chatWrapper, context,
       pool: createSlotPool(sequences, options.queueSize, updateGauges),
+      barrier,
       jsonGrammar: () => (grammar ??= llama.getGrammarFor('json')),
     };
     if (closed) {
@@ -136,8 +140,20 @@ export function createLocalEngine(options: LocalBackendOptions, metrics?: { metr
     options,
     load,
     async acquireSequence(signal) {
-      const { pool } = await load();
-      return pool.acquire(signal);
+      const { pool, barrier } = await load();
+      const lease = await pool.acquire(signal);
+      // The generation on this sequence is over once its lease goes: the batch barrier
+      // stops waiting for it.
+      let released = false;
+      return {
+        item: lease.item,
+        release() {
+          if (released) return;
+          released = true;
+          barrier.idle(lease.item);
+          lease.release();
+        },
+      };
     },
     async embed(inputs, signal) {
       const { ctx, pool } = await embedder();
