@@ -1,7 +1,8 @@
 /**
  * The cache next to routes, through the gateway: a route that redacts completions never
  * shares entries (or coalescing flights) with one that does not, and a coalesced stream
- * follower of a request answered by a fallback ends as cleanly as its leader.
+ * follower of a request answered by a fallback ends as cleanly as its leader; a route with
+ * `cache.scope: key` keeps each virtual key's entries and flights apart.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMockUpstream, type MockUpstream } from './support/mock-upstream.js';
@@ -21,6 +22,7 @@ describe('cache and routes', () => {
         keys: [
           { id: 'plain', key: '${PLAIN_KEY}' },
           { id: 'pub-1', key: '${PUB_KEY}' },
+          { id: 'plain-2', key: '${PLAIN2_KEY}' },
         ],
         backends: {
           mock: { type: 'openai-compatible', base_url: mock.url, max_connections: 16 },
@@ -30,14 +32,16 @@ describe('cache and routes', () => {
           m1: { backend: 'mock', model: 'm1' },
           broken: { backend: 'dead', model: 'm1' },
           spare: { backend: 'mock', model: 'spare' },
+          own: { backend: 'mock', model: 'own' },
         },
         routes: [
           { name: 'pub', match: { model: 'm1', key: 'pub-*' }, targets: [{ model: 'm1' }], filters: { pii: { prompts: false, completions: true } } },
           { name: 'fb', match: { model: 'broken' }, targets: [{ model: 'broken' }], fallbacks: ['spare'] },
+          { name: 'per-key', match: { model: 'own' }, targets: [{ model: 'own' }], cache: { scope: 'key' } },
         ],
         cache: { exact: { enabled: true } },
       },
-      { env: { PLAIN_KEY: 'sk-plain-0123456789', PUB_KEY: 'sk-pub-0123456789' } },
+      { env: { PLAIN_KEY: 'sk-plain-0123456789', PUB_KEY: 'sk-pub-0123456789', PLAIN2_KEY: 'sk-plain2-0123456789' } },
     );
   });
 
@@ -67,6 +71,31 @@ describe('cache and routes', () => {
       // The second asker missed: different partitions.
       expect(b.cache).toBe('miss');
     }
+  });
+
+  it('shares entries between keys by default (scope: shared)', async () => {
+    const body = { model: 'spare', temperature: 0, messages: [{ role: 'user', content: 'shared by every key' }] };
+    expect((await ask('sk-plain-0123456789', body)).cache).toBe('miss');
+    expect((await ask('sk-plain2-0123456789', body)).cache).toBe('hit');
+  });
+
+  it('keeps entries apart per virtual key on a route with cache.scope: key', async () => {
+    const before = mock.requests.length;
+    const body = { model: 'own', temperature: 0, messages: [{ role: 'user', content: 'mine alone' }] };
+    expect((await ask('sk-plain-0123456789', body)).cache).toBe('miss');
+    expect((await ask('sk-plain-0123456789', body)).cache).toBe('hit');
+    expect((await ask('sk-plain2-0123456789', body)).cache).toBe('miss');
+    expect((await ask('sk-plain2-0123456789', body)).cache).toBe('hit');
+    expect(mock.requests.length - before).toBe(2);
+  });
+
+  it('does not coalesce the same request of two keys on a route with cache.scope: key', async () => {
+    const before = mock.requests.length;
+    const body = { model: 'own', temperature: 0, messages: [{ role: 'user', content: 'asked at once' }], mock: { latencyMs: 150 } };
+    const [a, b, c] = await Promise.all([ask('sk-plain-0123456789', body), ask('sk-plain2-0123456789', body), ask('sk-plain2-0123456789', body)]);
+    expect(a.cache).toBe('miss');
+    expect([b.cache, c.cache].sort()).toEqual(['hit', 'miss']); // the same key's second request waits on its first
+    expect(mock.requests.length - before).toBe(2);
   });
 
   it("keeps the upstream call going for a live follower when the leader's client leaves", async () => {

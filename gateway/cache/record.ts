@@ -35,13 +35,22 @@ export interface PendingStore {
   semantic?: { query: SemanticQuery; vector: Float32Array };
 }
 
+/**
+ * The partition of the cache a request reads and writes: its target, and (in the exact
+ * key, the semantic partition and the coalescing flight alike) whatever must keep it
+ * apart from other requests for that target.
+ */
 export function targetIdOf(ctx: RequestContext): string | undefined {
   if (!ctx.target) return undefined;
-  const id = `${ctx.target.backendName}/${ctx.target.model.model}`;
+  let id = `${ctx.target.backendName}/${ctx.target.model.model}`;
   // A route that redacts completions stores and serves redacted answers only: its entries
   // (and coalescing flights) are a partition of their own, so neither side ever gets the
   // other's text.
-  return ctx.route?.filters?.pii?.completions === true ? `${id}#pii-redacted` : id;
+  if (ctx.route?.filters?.pii?.completions === true) id += '#pii-redacted';
+  // scope: key — each virtual key has its own entries and flights: no key is served (or
+  // can time) an answer another key asked for.
+  if ((ctx.route?.cache?.scope ?? ctx.config.cache.scope) === 'key') id += `#key:${ctx.key?.id ?? ''}`;
+  return id;
 }
 
 function parseBody(body: unknown): unknown {

@@ -146,7 +146,11 @@ export const ComplexityTargetsSchema = z.strictObject({
   reference: z.string().optional(),
 });
 
+/** Who shares cached answers: every key of the gateway, or each virtual key on its own. */
+export const CacheScopeSchema = z.enum(['shared', 'key']);
+
 export const RouteCacheSchema = z.strictObject({
+  scope: CacheScopeSchema.optional(),
   exact: z.boolean().optional(),
   semantic: z.boolean().optional(),
   ttl_s: positiveInt.optional(),
@@ -202,6 +206,7 @@ export const ComplexitySchema = z.strictObject({
 });
 
 export const CacheSchema = z.strictObject({
+  scope: CacheScopeSchema.default('shared'),
   exact: z
     .strictObject({
       enabled: z.boolean().default(true),
