@@ -70,13 +70,20 @@ export function installBatchBarrier(context: LlamaContext, maxWaitMs = DEFAULT_M
     release();
   };
 
-  target._decodeTokens = (request, logitDataMapper) =>
-    new Promise((resolve, reject) => {
-      outstanding.delete(request.sequenceId);
+  target._decodeTokens = (request, logitDataMapper) => {
+    outstanding.delete(request.sequenceId);
+    if (outstanding.size === 0) {
+      // The last one back (or a lone stream): it goes now, with everyone waiting, and
+      // without a Promise of ours around it.
+      if (held.length > 0) release();
+      outstanding.add(request.sequenceId);
+      return original.call(context, request, logitDataMapper);
+    }
+    return new Promise((resolve, reject) => {
       held.push({ request, logitDataMapper, resolve, reject });
-      if (outstanding.size === 0) release();
-      else timer ??= setTimeout(giveUp, maxWaitMs);
+      timer ??= setTimeout(giveUp, maxWaitMs);
     });
+  };
 
   return {
     installed: true,
