@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { createConnection, type Socket } from 'node:net';
 import { getLlama, LlamaChat, LlamaLogLevel, type ChatHistoryItem, type ChatWrapper, type LlamaContextSequence } from 'node-llama-cpp';
 import { ensureTinyModel } from '../../local-backend/tiny-model.js';
+import { installBatchBarrier, type BatchBarrier } from '../../local-backend/batch-barrier.js';
 
 const MAX_TOKENS = 400;
 const CONTEXT_SIZE = 1024;
@@ -64,7 +65,7 @@ function selfCpuMs(): number {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function directRun(sequences: LlamaContextSequence[], chatWrapper: ChatWrapper, concurrency: number): Promise<RunResult> {
+async function directRun(sequences: LlamaContextSequence[], chatWrapper: ChatWrapper, concurrency: number, barrier?: BatchBarrier): Promise<RunResult> {
   const cpu0 = selfCpuMs();
   const started = performance.now();
   const ttfts: number[] = [];
@@ -87,6 +88,7 @@ async function directRun(sequences: LlamaContextSequence[], chatWrapper: ChatWra
       ttfts.push(first! - sent);
       if (text.length === 0) throw new Error('direct run generated no text');
       chat.dispose({ disposeSequence: false });
+      barrier?.idle(sequence); // as the engine does when a request's lease ends
     }
   }));
   const elapsed = performance.now() - started;
@@ -217,6 +219,13 @@ export async function benchLocalBackend(): Promise<Record<string, number | strin
   const model = await llama.loadModel({ modelPath: await ensureTinyModel() });
   const context = await model.createContext({ contextSize: CONTEXT_SIZE, sequences: SEQUENCES, threads: 1, flashAttention: false });
   const sequences = Array.from({ length: SEQUENCES }, () => context.getSequence());
+  // The same generation with the server's batch barrier (local-backend/batch-barrier.ts)
+  // on its context: the server's engine minus HTTP. The plain context is node-llama-cpp
+  // as shipped, whose in-step loops (started in one tick, equal lengths) are its best case.
+  const barrierContext = await model.createContext({ contextSize: CONTEXT_SIZE, sequences: SEQUENCES, threads: 1, flashAttention: false });
+  const barrierSequences = Array.from({ length: SEQUENCES }, () => barrierContext.getSequence());
+  const barrier = installBatchBarrier(barrierContext);
+  if (!barrier.installed) throw new Error('the batch barrier could not be installed on this node-llama-cpp');
   // Resolved once, as the engine does (resolving from the GGUF template costs ~200 ms).
   const probe = new LlamaChat({ contextSequence: sequences[0]! });
   const chatWrapper = probe.chatWrapper;
@@ -231,26 +240,39 @@ export async function benchLocalBackend(): Promise<Record<string, number | strin
     // 3,750 tok/s and ~270 µs — the runs then measured V8's warm-up, not the server.
     for (let w = 0; w < WARM_RUNS; w++) {
       await directRun(sequences, chatWrapper, 1);
+      await directRun(barrierSequences, chatWrapper, 1, barrier);
       await serverRun(connections, server.pid, 1);
     }
     for (const concurrency of [1, 4]) {
       const direct: RunResult[] = [];
+      const directBarrier: RunResult[] = [];
       const http: RunResult[] = [];
       for (let i = 0; i < PAIRS; i++) {
         // Alternate which side goes first, so drift in machine load hits both alike.
-        if (i % 2 === 0) direct.push(await directRun(sequences, chatWrapper, concurrency));
+        if (i % 2 === 0) {
+          direct.push(await directRun(sequences, chatWrapper, concurrency));
+          directBarrier.push(await directRun(barrierSequences, chatWrapper, concurrency, barrier));
+        }
         http.push(await serverRun(connections, server.pid, concurrency));
-        if (i % 2 === 1) direct.push(await directRun(sequences, chatWrapper, concurrency));
+        if (i % 2 === 1) {
+          directBarrier.push(await directRun(barrierSequences, chatWrapper, concurrency, barrier));
+          direct.push(await directRun(sequences, chatWrapper, concurrency));
+        }
       }
       const pick = (rs: RunResult[]) => ({ tps: median(rs.map((r) => r.tokensPerSecond)), ttft: median(rs.map((r) => r.ttftMs)), cpu: median(rs.map((r) => r.cpuMsPer1kTokens)), client: median(rs.map((r) => r.clientCpuMsPer1kTokens)) });
       const d = pick(direct);
+      const db = pick(directBarrier);
       const s = pick(http);
       // Median of adjacent-pair ratios: load drift from other processes cancels within a pair.
       const share = median(http.map((h, i) => h.tokensPerSecond / direct[i]!.tokensPerSecond));
+      const shareBarrier = median(http.map((h, i) => h.tokensPerSecond / directBarrier[i]!.tokensPerSecond));
       Object.assign(report, {
         [`c${concurrency}_direct_tokens_per_s`]: Math.round(d.tps),
         [`c${concurrency}_server_tokens_per_s`]: Math.round(s.tps),
         [`c${concurrency}_server_share`]: Number(share.toFixed(3)),
+        [`c${concurrency}_direct_barrier_tokens_per_s`]: Math.round(db.tps),
+        [`c${concurrency}_server_share_of_direct_barrier`]: Number(shareBarrier.toFixed(3)),
+        [`c${concurrency}_direct_barrier_cpu_ms_per_1k_tokens`]: Number(db.cpu.toFixed(1)),
         [`c${concurrency}_direct_cpu_ms_per_1k_tokens`]: Number(d.cpu.toFixed(1)),
         [`c${concurrency}_server_cpu_ms_per_1k_tokens`]: Number(s.cpu.toFixed(1)),
         [`c${concurrency}_client_cpu_ms_per_1k_tokens`]: Number(s.client.toFixed(1)),
@@ -262,6 +284,7 @@ export async function benchLocalBackend(): Promise<Record<string, number | strin
     for (const c of connections) c.close();
     server.stop();
     await context.dispose();
+    await barrierContext.dispose();
     await model.dispose();
   }
   printTable(report);
@@ -269,9 +292,14 @@ export async function benchLocalBackend(): Promise<Record<string, number | strin
 }
 
 function printTable(r: Record<string, number | string>): void {
-  const lines = ['', 'local backend: HTTP server vs node-llama-cpp direct (target: server ≥ 95% of direct tokens/s)', 'concurrency | direct tok/s | server tok/s | share  | direct TTFT ms | server TTFT ms | CPU ms/1k tok: direct | server | client'];
+  const lines = [
+    '',
+    'local backend: HTTP server vs node-llama-cpp direct (target: server ≥ 95% of direct tokens/s)',
+    '  direct = node-llama-cpp as shipped; +barrier = the same with the server\'s batch barrier (its engine minus HTTP)',
+    'concurrency | direct tok/s | +barrier | server tok/s | share  | share of +barrier | direct TTFT ms | server TTFT ms | CPU ms/1k tok: direct | +barrier | server | client',
+  ];
   for (const c of [1, 4]) {
-    lines.push(`${String(c).padStart(11)} | ${String(r[`c${c}_direct_tokens_per_s`]).padStart(12)} | ${String(r[`c${c}_server_tokens_per_s`]).padStart(12)} | ${String(r[`c${c}_server_share`]).padStart(6)} | ${String(r[`c${c}_direct_ttft_ms`]).padStart(14)} | ${String(r[`c${c}_server_ttft_ms`]).padStart(14)} | ${String(r[`c${c}_direct_cpu_ms_per_1k_tokens`]).padStart(21)} | ${String(r[`c${c}_server_cpu_ms_per_1k_tokens`]).padStart(6)} | ${String(r[`c${c}_client_cpu_ms_per_1k_tokens`]).padStart(6)}`);
+    lines.push(`${String(c).padStart(11)} | ${String(r[`c${c}_direct_tokens_per_s`]).padStart(12)} | ${String(r[`c${c}_direct_barrier_tokens_per_s`]).padStart(8)} | ${String(r[`c${c}_server_tokens_per_s`]).padStart(12)} | ${String(r[`c${c}_server_share`]).padStart(6)} | ${String(r[`c${c}_server_share_of_direct_barrier`]).padStart(17)} | ${String(r[`c${c}_direct_ttft_ms`]).padStart(14)} | ${String(r[`c${c}_server_ttft_ms`]).padStart(14)} | ${String(r[`c${c}_direct_cpu_ms_per_1k_tokens`]).padStart(21)} | ${String(r[`c${c}_direct_barrier_cpu_ms_per_1k_tokens`]).padStart(8)} | ${String(r[`c${c}_server_cpu_ms_per_1k_tokens`]).padStart(6)} | ${String(r[`c${c}_client_cpu_ms_per_1k_tokens`]).padStart(6)}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }
