@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Registry } from 'prom-client';
-import { batchedCounter, batchedGauge } from '../gateway/metrics.js';
+import { Histogram, Registry } from 'prom-client';
+import { batchedCounter, batchedGauge, batchedHistogram } from '../gateway/metrics.js';
 
 const value = async (r: Registry, name: string, labels: Record<string, string> = {}) => {
   const m = (await r.getMetricsAsJSON()).find((x) => x.name === name);
@@ -89,5 +89,61 @@ describe('batched gauges (request-path gauges kept locally, handed to prom-clien
     expect(await value(r, 't_gobj', { a: 'z' })).toBeUndefined();
     g.labels('z').inc();
     expect(await value(r, 't_gobj', { a: 'z' })).toBe(1);
+  });
+});
+
+describe('batched histograms (request-path observations counted locally, exposed through prom-client)', () => {
+  const buckets = [0.001, 0.01, 0.1, 1];
+  const samples = [0.0005, 0.001, 0.002, 0.01, 0.05, 0.1, 0.5, 1, 2, 30, -1, 0];
+  /** The same metric both ways: prom-client's Histogram and ours, fed by `feed`. */
+  async function both(feed: (h: Histogram<'model'>) => void) {
+    const plain = new Registry();
+    const batched = new Registry();
+    feed(new Histogram({ name: 't_seconds', help: 'h', labelNames: ['model'] as const, buckets, registers: [plain] }));
+    feed(batchedHistogram({ name: 't_seconds', help: 'h', labelNames: ['model'] as const, buckets, registers: [batched] }));
+    return { plain, batched };
+  }
+
+  it("exposes exactly prom-client's text and JSON for the same observations", async () => {
+    const { plain, batched } = await both((h) => {
+      const m1 = h.labels('m1');
+      for (const v of samples) m1.observe(v);
+      h.labels('m2').observe(0.2);
+      h.labels('m1').observe(0.003); // the same child again
+    });
+    expect(await batched.metrics()).toBe(await plain.metrics());
+    expect(await batched.getMetricsAsJSON()).toEqual(await plain.getMetricsAsJSON());
+    expect(await batched.metrics()).toContain('t_seconds_bucket{le="0.01",model="m1"} 7');
+  });
+
+  it('merges the object form and positional children of one label set', async () => {
+    const { plain, batched } = await both((h) => {
+      h.observe({ model: 'm1' }, 0.05);
+      h.labels({ model: 'm1' }).observe(0.5);
+      h.labels('m1').observe(0.005);
+      h.zero({ model: 'm3' });
+    });
+    expect(await batched.metrics()).toBe(await plain.metrics());
+  });
+
+  it('shows new observations at every scrape, and reset() clears them', async () => {
+    const r = new Registry();
+    const h = batchedHistogram({ name: 't2_seconds', help: 'h', labelNames: ['model'] as const, buckets, registers: [r] });
+    const c = h.labels('m');
+    c.observe(0.05);
+    expect(await r.metrics()).toContain('t2_seconds_count{model="m"} 1');
+    c.observe(0.05);
+    expect(await r.metrics()).toContain('t2_seconds_count{model="m"} 2');
+    expect(await r.metrics()).toContain('t2_seconds_sum{model="m"} 0.1');
+    h.reset();
+    expect(await r.metrics()).not.toContain('t2_seconds_count');
+    c.observe(2);
+    expect(await r.metrics()).toContain('t2_seconds_bucket{le="+Inf",model="m"} 1');
+  });
+
+  it('refuses what prom-client refuses', () => {
+    const h = batchedHistogram({ name: 't3_seconds', help: 'h', labelNames: ['model'] as const, buckets, registers: [] });
+    expect(() => h.labels('m').observe(Number.NaN)).toThrow(TypeError);
+    expect(() => h.labels('m', 'extra')).toThrow();
   });
 });
