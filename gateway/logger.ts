@@ -126,13 +126,15 @@ export function createLogger(opts: { level?: string; file?: string; destination?
 
 /**
  * Writes access lines (ACCESS_LOG_MSG) in pino's own line format — level label, ISO
- * time, the logger's bindings, the fields, msg — with one JSON.stringify of the fields,
- * into the destination's access buffer (or straight to a caller's own destination).
+ * time, the logger's bindings, the fields, msg — into the destination's access buffer (or
+ * straight to a caller's own destination). `fields` is an object (one JSON.stringify) or
+ * its members already serialised (`"a":1,"b":"x"`, no braces; the access-log finalizer
+ * builds them by hand).
  * pino's generic per-value serialisation cost ~5 µs per request; the caller builds the
  * fields from non-secret values only (no headers, no bodies, no keys), so the
  * redaction pass is not needed for them.
  */
-export function createAccessLineWriter(logger: Logger): (level: 'info' | 'error', fields: Record<string, unknown>) => void {
+export function createAccessLineWriter(logger: Logger): (level: 'info' | 'error', fields: Record<string, unknown> | string) => void {
   const stream = (logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym];
   const buffer = accessBuffers.get(stream);
   const bindings = String((logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? '');
@@ -142,13 +144,18 @@ export function createAccessLineWriter(logger: Logger): (level: 'info' | 'error'
   let lastIso = '';
   return (level, fields) => {
     if (!logger.isLevelEnabled(level)) return;
-    const json = JSON.stringify(fields);
+    let members: string;
+    if (typeof fields === 'string') members = fields;
+    else {
+      const json = JSON.stringify(fields);
+      members = json.length > 2 ? json.slice(1, -1) : '';
+    }
     const ms = Date.now();
     if (ms !== lastMs) {
       lastMs = ms;
       lastIso = new Date(ms).toISOString();
     }
-    const line = `{"level":"${level}","time":"${lastIso}"${bindings}${json.length > 2 ? `,${json.slice(1, -1)}` : ''}${tail}`;
+    const line = `{"level":"${level}","time":"${lastIso}"${bindings}${members ? `,${members}` : ''}${tail}`;
     if (buffer) buffer.push(line);
     else stream.write(line);
   };

@@ -11,36 +11,43 @@ export function createAccessLogFinalizer(deps: GatewayDeps): Finalizer {
   // The access line is built here from a fixed set of non-secret fields (no headers, no
   // bodies, no keys), so it skips the redaction pass that every other log line gets.
   const write = createAccessLineWriter(deps.logger);
+  const logger = deps.logger;
   return function accessLog(ctx: RequestContext, error: unknown) {
+    const level = ctx.status >= 500 ? 'error' : 'info';
+    if (!logger.isLevelEnabled(level)) return;
     const endNs = process.hrtime.bigint();
-    const line: Record<string, unknown> = {
-      request_id: ctx.id,
-      key_id: ctx.key?.id ?? null,
-      model: ctx.modelAlias ?? null,
-      backend: ctx.target?.backendName ?? null,
-      upstream_model: ctx.target?.model.model ?? null,
-      endpoint: ctx.endpoint,
-      stream: ctx.stream,
-      status: ctx.status,
-      latency_ms: Number(endNs - ctx.startNs) / 1e6,
-      overhead_ms: Number(endNs - ctx.startNs - ctx.upstreamNs) / 1e6,
-      prompt_tokens: ctx.usage?.prompt_tokens ?? null,
-      completion_tokens: ctx.usage?.completion_tokens ?? null,
-    };
-    if (ctx.stream && ctx.firstByteNs !== undefined) line.ttfb_ms = Number(ctx.firstByteNs - ctx.startNs) / 1e6;
-    if (ctx.streamOutcome && ctx.streamOutcome !== 'complete') line.stream_outcome = ctx.streamOutcome;
-    if (ctx.usage?.estimated) line.usage_estimated = true;
-    if (ctx.costUsd !== undefined) line.cost_usd = ctx.costUsd;
-    if (ctx.routeInfo) line.route = ctx.routeInfo;
-    if (ctx.cacheResult) line.cache = ctx.cacheResult;
+    // Serialised by hand, member by member: JSON.stringify of an object built for the
+    // purpose cost ~1 µs of a cache hit's ~17. Durations are in ms to the microsecond.
+    let m =
+      `"request_id":${str(ctx.id)},"key_id":${strOrNull(ctx.key?.id)},"model":${strOrNull(ctx.modelAlias)}` +
+      `,"backend":${strOrNull(ctx.target?.backendName)},"upstream_model":${strOrNull(ctx.target?.model.model)}` +
+      `,"endpoint":${str(ctx.endpoint)},"stream":${ctx.stream === true},"status":${num(ctx.status)}` +
+      `,"latency_ms":${ms(endNs - ctx.startNs)},"overhead_ms":${ms(endNs - ctx.startNs - ctx.upstreamNs)}` +
+      `,"prompt_tokens":${numOrNull(ctx.usage?.prompt_tokens)},"completion_tokens":${numOrNull(ctx.usage?.completion_tokens)}`;
+    if (ctx.stream && ctx.firstByteNs !== undefined) m += `,"ttfb_ms":${ms(ctx.firstByteNs - ctx.startNs)}`;
+    if (ctx.streamOutcome && ctx.streamOutcome !== 'complete') m += `,"stream_outcome":${str(ctx.streamOutcome)}`;
+    if (ctx.usage?.estimated) m += ',"usage_estimated":true';
+    if (ctx.costUsd !== undefined) m += `,"cost_usd":${num(ctx.costUsd)}`;
+    if (ctx.routeInfo) m += `,"route":${JSON.stringify(ctx.routeInfo)}`;
+    if (ctx.cacheResult) m += `,"cache":${str(ctx.cacheResult)}`;
     if (error) {
-      line.error_code = error instanceof GatewayError ? error.code : ((error as { name?: string })?.name ?? 'error');
+      m += `,"error_code":${str(error instanceof GatewayError ? error.code : String((error as { name?: string })?.name ?? 'error'))}`;
       // Unknown errors: the detail goes to the log only, the client got a generic 500.
-      if (!(error instanceof GatewayError) || error.status >= 500) line.err = describe(error);
+      if (!(error instanceof GatewayError) || error.status >= 500) m += `,"err":${JSON.stringify(describe(error))}`;
     }
-    write(ctx.status >= 500 ? 'error' : 'info', line);
+    write(level, m);
   };
 }
+
+/** Characters JSON must escape, and lone surrogates (which JSON.stringify escapes): such strings go through JSON.stringify. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+const str = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
+const strOrNull = (s: string | null | undefined): string => (s == null ? 'null' : str(s));
+/** As JSON.stringify writes a number: NaN and ±Infinity become null. */
+const num = (x: number): string => (Number.isFinite(x) ? String(x) : 'null');
+const numOrNull = (x: number | null | undefined): string => (x == null ? 'null' : num(x));
+/** Nanoseconds as milliseconds to the microsecond. */
+const ms = (ns: bigint): number => Math.round(Number(ns) / 1e3) / 1e3;
 
 function describe(err: unknown): Record<string, unknown> {
   const e = err as { message?: string; code?: string; detail?: unknown; stack?: string };
