@@ -53,7 +53,7 @@ describe('access line', () => {
 
   it('has the fields and types of the documented line, durations in ms to the microsecond', () => {
     const { out, finalize } = capture();
-    finalize(ctxWith('r1', 'gpt-4o-mini', { costUsd: 0.0000049, cacheResult: 'miss', routeInfo: 'route=faq target=gpt-4o-mini', streamOutcome: 'client_abort', usage: { prompt_tokens: 21, completion_tokens: 3, estimated: true } } as Partial<RequestContext>), undefined);
+    finalize(ctxWith('r1', 'gpt-4o-mini', { costUsd: 0.0000049, cacheResult: 'miss', routeInfo: 'route=faq target=gpt-4o-mini', streamOutcome: 'client_abort', usage: { prompt_tokens: 21, completion_tokens: 3, total_tokens: 24, estimated: true } } as unknown as Partial<RequestContext>), undefined);
     const l = JSON.parse(out[0]!);
     expect(l).toMatchObject({
       level: 'info', msg: 'request', request_id: 'r1', key_id: 'team-a', model: 'gpt-4o-mini', backend: 'mock', upstream_model: 'gpt-4o-mini',
