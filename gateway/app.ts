@@ -18,6 +18,7 @@ import { createHttpServer } from './server/create-server.js';
 import type { HttpRequest, HttpResponse, HttpServer } from './server/types.js';
 import type { Stores } from './stores/types.js';
 import { createStores } from './stores/create-stores.js';
+import { vectorGraphAvailable } from './cache/partition-index.js';
 import { createCacheParts } from './cache/parts.js';
 import { createEmbedder } from './cache/embed-through-backends.js';
 import { buildGeneration, closeGeneration, type Carried, type Generation } from './generation.js';
@@ -71,6 +72,12 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
     lockAcrossReplicas: loaded.config.cache.coalesce.across_replicas,
     embed: loaded.config.models[loaded.config.cache.semantic.embedding_model] ? embed : undefined,
   });
+  if (cache.semantic) {
+    const graph = vectorGraphAvailable();
+    if (!graph.available) {
+      logger.warn({ err: String(graph.error) }, 'semantic cache: usearch could not be loaded here, so every partition is searched linearly (tens of ms per lookup beyond ~10k entries of 1,536 dimensions)');
+    }
+  }
   const shared = { logger, metrics, stores, cache, carried: { breakers: new Map(), admissions: new Map() } as Carried };
   let gen: Generation = await buildGeneration(loaded, shared);
   let ready = false;

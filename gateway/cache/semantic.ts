@@ -1,7 +1,8 @@
 /**
- * Semantic cache index: per partition, exact cosine search over L2-normalised
- * Float32Array embeddings of the request's last user message (a linear scan; fine to
- * ~100k entries). Bounded by cache.semantic.max_entries (LRU across partitions) and
+ * Semantic cache index: per partition, the nearest stored embedding of the request's
+ * last user message by cosine similarity over L2-normalised Float32Array vectors (a
+ * linear scan while the partition is small, an HNSW graph beyond: partition-index.ts;
+ * the similarity compared with the threshold is always computed exactly). Bounded by cache.semantic.max_entries (LRU across partitions) and
  * by each entry's expiry. With a SemanticRecordStore (Redis) behind it, every add is
  * persisted and a local miss pulls the partition's records this replica lacks (at
  * most once per syncIntervalMs per partition), so replicas see each other's entries.
@@ -13,6 +14,7 @@
  * Created once (createCacheParts); shared by all requests.
  */
 import { LRUCache } from 'lru-cache';
+import { PartitionIndex } from './partition-index.js';
 import type { CacheEntry, CacheEndpoint } from './entry.js';
 import { canonicalJson, normaliseBody, sha256Hex } from './key.js';
 import type { SemanticRecord, SemanticRecordStore } from '../stores/cache/types.js';
@@ -37,6 +39,8 @@ export interface SemanticIndexOptions {
   store?: SemanticRecordStore;
   /** Least time between two loads of one partition from the store on a local miss. Default 1000 ms. */
   syncIntervalMs?: number;
+  /** Floats a partition's linear scan may read before it gets an HNSW graph (default GRAPH_AT_FLOATS; tests lower it). */
+  graphAtFloats?: number;
 }
 
 /** Copy of `v` scaled to unit length; undefined for an empty, zero or non-finite vector. */
@@ -50,11 +54,7 @@ export function normaliseVector(v: ArrayLike<number>): Float32Array | undefined 
   return out;
 }
 
-export function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
-}
+export { dot } from './partition-index.js';
 
 type Json = Record<string, unknown>;
 
@@ -103,7 +103,7 @@ interface Item {
 }
 
 export function createSemanticIndex(opts: SemanticIndexOptions): SemanticIndex {
-  const partitions = new Map<string, Map<string, Item>>();
+  const partitions = new Map<string, PartitionIndex<Item>>();
   const slot = (partition: string, id: string): string => `${partition}:${id}`;
   const lru = new LRUCache<string, Item>({
     max: opts.maxEntries,
@@ -118,36 +118,29 @@ export function createSemanticIndex(opts: SemanticIndexOptions): SemanticIndex {
   const lastSync = new LRUCache<string, number>({ max: opts.maxEntries });
   const syncIntervalMs = opts.syncIntervalMs ?? 1000;
 
-  const insert = (partition: string, record: SemanticRecord): Item | undefined => {
+  const insert = (partition: string, record: SemanticRecord): void => {
     const ttl = record.entry.expiresAtMs - Date.now();
-    if (ttl <= 0) return undefined;
+    if (ttl <= 0) return;
     const item: Item = { partition, id: record.id, vector: record.vector, entry: record.entry };
-    lru.set(slot(partition, record.id), item);
     let p = partitions.get(partition);
-    if (!p) partitions.set(partition, (p = new Map()));
-    p.set(record.id, item);
-    return item;
+    if (!p) partitions.set(partition, (p = new PartitionIndex<Item>(opts.graphAtFloats)));
+    p.set(record.id, record.vector, item);
+    lru.set(slot(partition, record.id), item);
   };
 
-  const best = (items: Iterable<Item>, vector: Float32Array): { item: Item; sim: number } | undefined => {
+  const nearest = (partition: string, vector: Float32Array, threshold: number): SemanticMatch | undefined => {
+    const p = partitions.get(partition);
+    if (!p) return undefined;
     const now = Date.now();
-    let top: { item: Item; sim: number } | undefined;
-    for (const item of items) {
-      if (item.entry.expiresAtMs <= now) {
-        lru.delete(slot(item.partition, item.id));
-        continue;
-      }
-      if (item.vector.length !== vector.length) continue;
-      const sim = dot(item.vector, vector);
-      if (!top || sim > top.sim) top = { item, sim };
-    }
-    return top;
-  };
-
-  const match = (found: { item: Item; sim: number } | undefined, threshold: number): SemanticMatch | undefined => {
-    if (!found || found.sim < threshold) return undefined;
-    lru.get(slot(found.item.partition, found.item.id)); // a hit refreshes recency
-    return { id: found.item.id, entry: found.item.entry, similarity: found.sim };
+    // An expired entry met on the way leaves the LRU, and so the partition (dispose).
+    const found = p.nearest(vector, (item) => {
+      if (item.entry.expiresAtMs > now) return true;
+      lru.delete(slot(item.partition, item.id));
+      return false;
+    });
+    if (!found || found.similarity < threshold) return undefined;
+    lru.get(slot(partition, found.id)); // a hit refreshes recency
+    return { id: found.id, entry: found.value.entry, similarity: found.similarity };
   };
 
   return {
@@ -155,19 +148,16 @@ export function createSemanticIndex(opts: SemanticIndexOptions): SemanticIndex {
       return lru.size;
     },
     async lookup(partition, vector, threshold) {
-      const local = partitions.get(partition);
-      const hit = match(local ? best([...local.values()], vector) : undefined, threshold);
+      const hit = nearest(partition, vector, threshold);
       if (hit || !opts.store) return hit;
       const now = Date.now();
       if (now - (lastSync.get(partition) ?? -Infinity) < syncIntervalMs) return undefined;
       lastSync.set(partition, now);
-      const known = new Set(partitions.get(partition)?.keys() ?? []);
-      const loaded: Item[] = [];
-      for (const record of await opts.store.loadNew(partition, known)) {
-        const item = insert(partition, record);
-        if (item) loaded.push(item);
-      }
-      return match(best(loaded, vector), threshold);
+      const known = new Set(partitions.get(partition)?.ids() ?? []);
+      const records = await opts.store.loadNew(partition, known);
+      if (records.length === 0) return undefined;
+      for (const record of records) insert(partition, record);
+      return nearest(partition, vector, threshold);
     },
     async add(partition, record) {
       insert(partition, record);

@@ -1,0 +1,146 @@
+/**
+ * The semantic cache's per-partition index (gateway/cache/partition-index.ts): a linear
+ * scan while small, an HNSW graph (usearch) beyond; what it returns and the similarity it
+ * reports must be what an exact scan would give, whatever was added, replaced, dropped.
+ */
+import { describe, expect, it } from 'vitest';
+import { PartitionIndex, dot, vectorGraphAvailable } from '../gateway/cache/partition-index.js';
+import { createSemanticIndex, normaliseVector } from '../gateway/cache/semantic.js';
+import type { CacheEntry } from '../gateway/cache/entry.js';
+
+/** Deterministic pseudo-random numbers (mulberry32). */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` unit vectors around `topics` centres, as real embeddings cluster. */
+function clustered(n: number, dims: number, topics: number, seed = 1): Float32Array[] {
+  const r = rng(seed);
+  const centres = Array.from({ length: topics }, () => Array.from({ length: dims }, () => r() - 0.5));
+  return Array.from({ length: n }, (_, i) => normaliseVector(centres[i % topics]!.map((c) => c + 0.4 * (r() - 0.5)))!);
+}
+
+function exactNearest(vectors: Map<string, Float32Array>, q: Float32Array): { id: string; sim: number } | undefined {
+  let top: { id: string; sim: number } | undefined;
+  for (const [id, v] of vectors) {
+    if (v.length !== q.length) continue;
+    const sim = dot(v, q);
+    if (!top || sim > top.sim) top = { id, sim };
+  }
+  return top;
+}
+
+const always = () => true;
+
+describe('partition index', () => {
+  it('can build HNSW graphs on this platform (usearch loads)', () => {
+    const g = vectorGraphAvailable();
+    expect(g.error).toBeUndefined();
+    expect(g.available).toBe(true);
+  });
+
+  it('scans while small and gets a graph once a scan would read more than graphAtFloats floats', () => {
+    const index = new PartitionIndex<number>(64 * 100);
+    const vs = clustered(150, 64, 10);
+    vs.forEach((v, i) => {
+      index.set(`e${i}`, v, i);
+      expect(index.hasGraph).toBe((i + 1) * 64 > 64 * 100);
+    });
+    expect(index.size).toBe(150);
+  });
+
+  it('returns through the graph what an exact scan returns, with the exact similarity', () => {
+    const dims = 64;
+    const index = new PartitionIndex<string>(dims * 50);
+    const stored = new Map<string, Float32Array>();
+    clustered(3000, dims, 60, 7).forEach((v, i) => {
+      index.set(`e${i}`, v, `value-${i}`);
+      stored.set(`e${i}`, v);
+    });
+    expect(index.hasGraph).toBe(true);
+    const queries = clustered(300, dims, 60, 99);
+    let same = 0;
+    for (const q of queries) {
+      const got = index.nearest(q, always)!;
+      const want = exactNearest(stored, q)!;
+      expect(got.similarity).toBeCloseTo(dot(stored.get(got.id)!, q), 6); // exact, not the graph's estimate
+      expect(got.value).toBe(`value-${got.id.slice(1)}`);
+      if (got.id === want.id) same++;
+    }
+    expect(same / queries.length).toBeGreaterThanOrEqual(0.97);
+    // What the cache asks in practice: a paraphrase, i.e. a vector close to a stored one.
+    const r = rng(5);
+    let found = 0;
+    for (let i = 0; i < 3000; i += 10) {
+      const near = normaliseVector(Array.from(stored.get(`e${i}`)!, (x) => x + 0.02 * (r() - 0.5)))!;
+      if (index.nearest(near, always)!.id === `e${i}`) found++;
+    }
+    expect(found / 300).toBeGreaterThanOrEqual(0.99);
+    // A stored vector itself is always found.
+    for (const id of ['e0', 'e1234', 'e2999']) expect(index.nearest(stored.get(id)!, always)!.id).toBe(id);
+  });
+
+  it('never returns a deleted, replaced or dropped entry, in a graph partition too', () => {
+    const dims = 32;
+    const index = new PartitionIndex<number>(dims * 20);
+    const vs = clustered(400, dims, 20, 3);
+    vs.forEach((v, i) => index.set(`e${i}`, v, i));
+    expect(index.hasGraph).toBe(true);
+    for (let i = 0; i < 400; i += 2) expect(index.delete(`e${i}`)).toBe(true);
+    expect(index.delete('e0')).toBe(false);
+    expect(index.size).toBe(200);
+    for (let i = 0; i < 400; i += 2) expect(Number(index.nearest(vs[i]!, always)!.id.slice(1)) % 2).toBe(1);
+    // Replaced: the new vector counts, the old one is gone.
+    index.set('e1', vs[3]!, -1);
+    expect(index.nearest(vs[3]!, always)!.similarity).toBeCloseTo(1, 5);
+    expect(index.get('e1')).toBe(-1);
+    // Refused by `live` (expired): dropped from the index and not returned.
+    const before = index.size;
+    const found = index.nearest(vs[5]!, (v) => v !== 5);
+    expect(found!.id).not.toBe('e5');
+    expect(index.get('e5')).toBeUndefined();
+    expect(index.size).toBe(before - 1);
+  });
+
+  it('still finds an entry whose dimensions differ from the graph', () => {
+    const index = new PartitionIndex<string>(16 * 10);
+    clustered(50, 16, 5).forEach((v, i) => index.set(`a${i}`, v, 'sixteen'));
+    expect(index.hasGraph).toBe(true);
+    const odd = clustered(1, 24, 1, 5)[0]!;
+    index.set('odd', odd, 'twenty-four');
+    expect(index.nearest(odd, always)).toMatchObject({ id: 'odd', value: 'twenty-four' });
+    expect(index.nearest(clustered(1, 16, 5)[0]!, always)!.value).toBe('sixteen');
+  });
+});
+
+describe('semantic index over graph partitions', () => {
+  const entry = (i: number): CacheEntry => ({ body: `answer ${i}`, expiresAtMs: Date.now() + 60000 }) as unknown as CacheEntry;
+
+  it('hits, misses and evicts (LRU) through the graph like through a scan', async () => {
+    const dims = 48;
+    const index = createSemanticIndex({ maxEntries: 300, graphAtFloats: dims * 20 });
+    const vs = clustered(500, dims, 25, 11);
+    for (let i = 0; i < 500; i++) await index.add('p', { id: `e${i}`, vector: vs[i]!, entry: entry(i) });
+    expect(index.size).toBe(300);
+    // The 200 oldest were evicted: never served, even for their exact vector.
+    for (let i = 0; i < 200; i += 7) {
+      const m = await index.lookup('p', vs[i]!, 0.999);
+      expect(m?.id).not.toBe(`e${i}`);
+    }
+    for (let i = 200; i < 500; i += 7) {
+      const m = await index.lookup('p', vs[i]!, 0.999);
+      expect(m?.id).toBe(`e${i}`);
+      expect(m?.similarity).toBeCloseTo(1, 5);
+    }
+    // Another partition shares nothing.
+    expect(await index.lookup('q', vs[300]!, 0.5)).toBeUndefined();
+    await index.close();
+  });
+});
