@@ -56,7 +56,7 @@ describe('partition index', () => {
     expect(index.size).toBe(150);
   });
 
-  it('returns through the graph what an exact scan returns, with the exact similarity', () => {
+  it('returns through the graph what an exact scan returns, with the exact similarity', async () => {
     const dims = 64;
     const index = new PartitionIndex<string>(dims * 50);
     const stored = new Map<string, Float32Array>();
@@ -65,6 +65,7 @@ describe('partition index', () => {
       stored.set(`e${i}`, v);
     });
     expect(index.hasGraph).toBe(true);
+    await index.indexed();
     const queries = clustered(300, dims, 60, 99);
     let same = 0;
     for (const q of queries) {
@@ -87,12 +88,13 @@ describe('partition index', () => {
     for (const id of ['e0', 'e1234', 'e2999']) expect(index.nearest(stored.get(id)!, always)!.id).toBe(id);
   });
 
-  it('never returns a deleted, replaced or dropped entry, in a graph partition too', () => {
+  it('never returns a deleted, replaced or dropped entry, in a graph partition too', async () => {
     const dims = 32;
     const index = new PartitionIndex<number>(dims * 20);
     const vs = clustered(400, dims, 20, 3);
     vs.forEach((v, i) => index.set(`e${i}`, v, i));
     expect(index.hasGraph).toBe(true);
+    await index.indexed();
     for (let i = 0; i < 400; i += 2) expect(index.delete(`e${i}`)).toBe(true);
     expect(index.delete('e0')).toBe(false);
     expect(index.size).toBe(200);
@@ -107,6 +109,26 @@ describe('partition index', () => {
     expect(found!.id).not.toBe('e5');
     expect(index.get('e5')).toBeUndefined();
     expect(index.size).toBe(before - 1);
+  });
+
+  it('builds the graph in slices between event-loop turns, answering exactly meanwhile', async () => {
+    const dims = 96;
+    const index = new PartitionIndex<number>(dims * 10);
+    const vs = clustered(4000, dims, 40, 21);
+    vs.forEach((v, i) => index.set(`e${i}`, v, i)); // as a bulk load from Redis does
+    // Not in the graph yet: still found (scanned with the graph's candidates).
+    for (const i of [0, 1999, 3999]) expect(index.nearest(vs[i]!, always)!.id).toBe(`e${i}`);
+    let turns = 0;
+    let counting = true;
+    const count = () => {
+      turns++;
+      if (counting) setImmediate(count);
+    };
+    setImmediate(count);
+    await index.indexed();
+    counting = false;
+    expect(turns).toBeGreaterThan(2); // the loop kept turning while the graph was built
+    for (const i of [0, 1999, 3999]) expect(index.nearest(vs[i]!, always)!.id).toBe(`e${i}`);
   });
 
   it('still finds an entry whose dimensions differ from the graph', () => {
