@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { LoadedConfig } from './config/load.js';
 import { GatewayError } from './errors.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, releaseLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { RequestContext } from './pipeline/context.js';
 import type { Leader } from './cache/coalesce.js';
@@ -60,6 +60,7 @@ const GET_PATHS = new Set(['/health', '/ready', '/metrics', '/v1/models']);
 const REQUEST_ID_RE = /^[\w.:-]{1,128}$/;
 
 export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions = {}): Promise<Gateway> {
+  const ownLogger = opts.logger === undefined;
   const logger = opts.logger ?? createLogger({ level: loaded.config.logging.level, file: loaded.config.logging.file });
   const metrics = opts.metrics ?? createMetrics();
   const stores = opts.stores ?? createStores(loaded.config.store, { logger, metrics });
@@ -314,6 +315,7 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
       await cache.close();
       await stores.close();
       logger.flush?.();
+      if (ownLogger) releaseLogger(logger);
     },
     async close() {
       shuttingDown = true;
@@ -321,6 +323,7 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
       await closeGeneration(gen);
       await cache.close();
       await stores.close();
+      if (ownLogger) releaseLogger(logger);
     },
   };
 }

@@ -55,7 +55,12 @@ class AccessBuffer {
     private readonly stream: { write(s: string): unknown },
     private readonly fileFd: () => number | undefined,
   ) {}
+  /** Set by releaseLogger: lines are written at once from then on, nothing waits for a flush. */
+  writeThrough = false;
+  /** The periodic and exit flushes of this buffer (undone by releaseLogger). */
+  stop: () => void = () => {};
   push(line: string): void {
+    if (this.writeThrough) return this.emit(line);
     // A UTF-16 code unit is at most 3 UTF-8 bytes.
     if (this.len + line.length * 3 > this.buf.length) {
       this.flush();
@@ -99,8 +104,12 @@ export function createLogger(opts: { level?: string; file?: string; destination?
     const buffer = (access = new AccessBuffer(boom, () => (toFile ? (boom as unknown as { fd: number }).fd : undefined)));
     accessBuffers.set(boom, buffer);
     const flush = () => buffer.flush();
-    setInterval(flush, LOG_FLUSH_MS).unref();
+    const timer = setInterval(flush, LOG_FLUSH_MS).unref();
     process.once('exit', flush);
+    buffer.stop = () => {
+      clearInterval(timer);
+      process.off('exit', flush);
+    };
     dest = boom;
   }
   return pino(
@@ -122,6 +131,21 @@ export function createLogger(opts: { level?: string; file?: string; destination?
     },
     dest,
   );
+}
+
+/**
+ * For the owner of a logger made by createLogger that is done with it (a gateway that
+ * closes): writes the buffered access lines, stops the periodic and exit flushes (so
+ * closed gateways leave no timer or `exit` listener behind), and writes any later line
+ * at once. Nothing for a logger with a caller's own destination.
+ */
+export function releaseLogger(logger: Logger): void {
+  const stream = (logger as unknown as Record<symbol, object>)[pino.symbols.streamSym];
+  const buffer = stream ? accessBuffers.get(stream) : undefined;
+  if (!buffer) return;
+  buffer.flush();
+  buffer.writeThrough = true;
+  buffer.stop();
 }
 
 /**

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAccessLineWriter, createLogger } from '../gateway/logger.js';
+import { createAccessLineWriter, createLogger, releaseLogger } from '../gateway/logger.js';
 
 const lines = (file: string) =>
   readFileSync(file, 'utf8')
@@ -58,5 +58,20 @@ describe('file logger', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: join(__dirname, '..'), encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(lines(file).map((l) => l.request_id)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
+  });
+
+  it('releaseLogger writes what is buffered, leaves no exit listener, and writes later lines at once', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'sy-log-')), 'gw.log');
+    const listeners = process.listenerCount('exit');
+    const logger = createLogger({ level: 'info', file });
+    expect(process.listenerCount('exit')).toBe(listeners + 1);
+    const access = createAccessLineWriter(logger);
+    logger.info('started');
+    access('info', { request_id: 'buffered' });
+    releaseLogger(logger);
+    expect(process.listenerCount('exit')).toBe(listeners);
+    expect(lines(file).map((l) => l.request_id ?? l.msg)).toEqual(['started', 'buffered']);
+    access('info', { request_id: 'late' });
+    expect(lines(file).map((l) => l.request_id ?? l.msg)).toEqual(['started', 'buffered', 'late']);
   });
 });
