@@ -18,8 +18,11 @@ import { formatResetDuration } from '../gateway/stores/limits/request-rules.js';
 import type { Usage } from '../gateway/providers/types.js';
 import { RequestCancellation } from '../gateway/upstream/cancellation.js';
 
+/** One silent logger for the file: each createLogger adds a flush timer and an exit listener. */
+const silent = createLogger({ level: 'silent' });
+
 function deps(raw: Record<string, unknown>): GatewayDeps {
-  return { config: ConfigSchema.parse(raw), metrics: createMetrics({ defaultMetrics: false }), logger: createLogger({ level: 'silent' }) } as unknown as GatewayDeps;
+  return { config: ConfigSchema.parse(raw), metrics: createMetrics({ defaultMetrics: false }), logger: silent } as unknown as GatewayDeps;
 }
 
 function ctxFor(config: Config, keyId: string | undefined, body: Record<string, unknown>): RequestContext {
