@@ -32,6 +32,8 @@ interface Held {
   logitDataMapper: unknown;
   resolve(value: unknown): void;
   reject(err: unknown): void;
+  /** Its generation ended while it waited (idle): let it through without waiting for it again. */
+  idle?: boolean;
 }
 
 export interface BatchBarrier {
@@ -60,7 +62,7 @@ export function installBatchBarrier(context: LlamaContext, maxWaitMs = DEFAULT_M
     const now = held;
     held = [];
     for (const h of now) {
-      outstanding.add(h.request.sequenceId);
+      if (!h.idle) outstanding.add(h.request.sequenceId);
       original.call(context, h.request, h.logitDataMapper).then(h.resolve, h.reject);
     }
   };
@@ -89,7 +91,10 @@ export function installBatchBarrier(context: LlamaContext, maxWaitMs = DEFAULT_M
     installed: true,
     idle(sequence) {
       const id = (sequence as unknown as { _sequenceId?: number })._sequenceId;
-      if (id === undefined || !outstanding.delete(id)) return;
+      if (id === undefined) return;
+      // A decode of the ended generation may still be waiting here (aborted mid-wait).
+      for (const h of held) if (h.request.sequenceId === id) h.idle = true;
+      if (!outstanding.delete(id)) return;
       if (outstanding.size === 0 && held.length > 0) release();
     },
   };

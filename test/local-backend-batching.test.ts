@@ -115,6 +115,35 @@ describe('batch barrier', () => {
     expect(reached).toHaveLength(2);
   });
 
+  it('passes a failed decode on to its caller, held or not', async () => {
+    const { context, reached } = fakeContext();
+    installBatchBarrier(context, 1000);
+    await makeOutstanding(context, reached, [0, 1]);
+    const held = decode(context, 0);
+    void decode(context, 1);
+    expect(reached.map((r) => r.id)).toEqual([0, 1]);
+    reached[0]!.reject(new Error('held decode failed'));
+    await expect(held).rejects.toThrow('held decode failed');
+  });
+
+  it('does not wait again for a sequence whose generation ended while its decode was held', async () => {
+    const { context, reached } = fakeContext();
+    const barrier = installBatchBarrier(context, 1000);
+    await makeOutstanding(context, reached, [0, 1, 2]);
+    void decode(context, 0); // held: 1 and 2 are outstanding
+    barrier.idle(seq(0)); // its request was aborted while it waited
+    void decode(context, 1);
+    void decode(context, 2);
+    expect(reached.map((r) => r.id)).toEqual([0, 1, 2]);
+    reached.splice(0).forEach((r) => r.resolve('t'));
+    await tick();
+    // Sequence 0 is not outstanding: 1 and 2 alone make a batch, at once.
+    void decode(context, 1);
+    expect(reached).toHaveLength(0);
+    void decode(context, 2);
+    expect(reached.map((r) => r.id)).toEqual([1, 2]);
+  });
+
   it('passes a failed decode on to its caller', async () => {
     const { context, reached } = fakeContext();
     installBatchBarrier(context);
