@@ -209,12 +209,17 @@ export function batchedHistogram<T extends string>(config: HistogramConfiguratio
     sum: number;
     count: number;
     observe(v: number): void;
+    startTimer(): () => number;
   }
   const bounds = config.buckets;
   const labelNames = (config.labelNames ?? []) as readonly string[];
   const children = new Map<string, Child>();
   const histogram = new Histogram<T>({ ...config, buckets: [...bounds] });
-  const internal = histogram as unknown as { getForPromString(): Promise<PromValues>; labels(...v: unknown[]): unknown; reset(): void };
+  const internal = histogram as unknown as { getForPromString(): Promise<PromValues>; labels(...v: unknown[]): unknown; remove(...v: unknown[]): void; reset(): void };
+  const baseRemove = internal.remove.bind(histogram) as (...values: unknown[]) => void;
+  /** A label set's key, the same for labels('5') and labels({ model: 5 }). */
+  const childKey = (values: unknown[]) => values.map(String).join('\u0001');
+  const keyOfObject = (labels: Record<string, unknown>) => childKey(labelNames.map((l) => labels[l]));
   const baseForProm = internal.getForPromString.bind(histogram);
   const baseLabels = internal.labels.bind(histogram) as (...values: unknown[]) => unknown;
   const baseReset = histogram.reset.bind(histogram);
@@ -223,7 +228,7 @@ export function batchedHistogram<T extends string>(config: HistogramConfiguratio
   internal.getForPromString = async () => {
     const data = await baseForProm();
     const index = new Map<string, PromValue>();
-    const keyOf = (v: PromValue) => `${v.metricName}\u0001${JSON.stringify(v.labels)}\u0001${JSON.stringify(v.sharedLabels)}`;
+    const keyOf = (v: PromValue) => `${v.metricName}\u0001${String(v.labels.le ?? '')}\u0001${keyOfObject(v.sharedLabels)}`;
     for (const v of data.values) index.set(keyOf(v), v);
     const add = (v: PromValue) => {
       const had = index.get(keyOf(v));
@@ -245,7 +250,7 @@ export function batchedHistogram<T extends string>(config: HistogramConfiguratio
   };
   internal.labels = (...values: unknown[]): unknown => {
     if (values.length === 1 && typeof values[0] === 'object') return baseLabels(values[0]);
-    const key = values.join('\u0001');
+    const key = childKey(values);
     let c = children.get(key);
     if (!c) {
       if (values.length !== labelNames.length) baseLabels(...values); // prom-client's own error
@@ -267,10 +272,23 @@ export function batchedHistogram<T extends string>(config: HistogramConfiguratio
           child.sum += v;
           child.count += 1;
         },
+        startTimer() {
+          const start = process.hrtime.bigint();
+          return () => {
+            const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+            child.observe(seconds);
+            return seconds;
+          };
+        },
       };
       children.set(key, (c = child));
     }
     return c;
+  };
+  internal.remove = (...values: unknown[]) => {
+    const key = values.length === 1 && typeof values[0] === 'object' ? keyOfObject(values[0] as Record<string, unknown>) : childKey(values);
+    children.delete(key);
+    baseRemove(...values);
   };
   histogram.reset = () => {
     for (const c of children.values()) {

@@ -141,6 +141,31 @@ describe('batched histograms (request-path observations counted locally, exposed
     expect(await r.metrics()).toContain('t2_seconds_bucket{le="+Inf",model="m"} 1');
   });
 
+  it('keeps the rest of the child API: remove(), startTimer(), numeric label values', async () => {
+    const { plain, batched } = await both((h) => {
+      h.labels('gone').observe(0.2);
+      h.labels('kept').observe(0.2);
+      h.remove('gone');
+      h.labels({ model: 'gone2' }).observe(0.3);
+      h.labels('gone2').observe(0.3);
+      h.remove({ model: 'gone2' });
+      h.observe({ model: 5 as unknown as string }, 0.5);
+      h.labels(5 as unknown as string).observe(0.5);
+    });
+    // The same lines (series may come in another order, which exposition allows).
+    const sorted = async (r: Registry) => (await r.metrics()).split('\n').sort();
+    expect(await sorted(batched)).toEqual(await sorted(plain));
+    expect(await batched.metrics()).toContain('t_seconds_count{model="5"} 2');
+    expect(await batched.metrics()).not.toContain('gone');
+    const r = new Registry();
+    const h = batchedHistogram({ name: 't4_seconds', help: 'h', labelNames: ['model'] as const, buckets, registers: [r] });
+    const end = h.labels('m').startTimer();
+    await new Promise((res) => setTimeout(res, 5));
+    const seconds = end();
+    expect(seconds).toBeGreaterThan(0.004);
+    expect(await r.metrics()).toContain('t4_seconds_count{model="m"} 1');
+  });
+
   it('refuses what prom-client refuses', () => {
     const h = batchedHistogram({ name: 't3_seconds', help: 'h', labelNames: ['model'] as const, buckets, registers: [] });
     expect(() => h.labels('m').observe(Number.NaN)).toThrow(TypeError);
