@@ -131,6 +131,18 @@ describe('partition index', () => {
     for (const i of [0, 1999, 3999]) expect(index.nearest(vs[i]!, always)!.id).toBe(`e${i}`);
   });
 
+  it('sweeps expired entries out of a graph partition as lookups go by', async () => {
+    const dims = 32;
+    const index = new PartitionIndex<{ expired: boolean }>(dims * 20);
+    const vs = clustered(1000, dims, 20, 13);
+    vs.forEach((v, i) => index.set(`e${i}`, v, { expired: i >= 100 }));
+    await index.indexed();
+    const live = (v: { expired: boolean }) => !v.expired;
+    for (let i = 0; i < 60; i++) index.nearest(vs[i % 100]!, live);
+    expect(index.size).toBe(100); // the 900 expired ones are gone, found or not
+    for (let i = 0; i < 100; i += 9) expect(index.nearest(vs[i]!, live)!.id).toBe(`e${i}`);
+  });
+
   it('still finds an entry whose dimensions differ from the graph', () => {
     const index = new PartitionIndex<string>(16 * 10);
     clustered(50, 16, 5).forEach((v, i) => index.set(`a${i}`, v, 'sixteen'));

@@ -29,6 +29,12 @@ export const GRAPH_AT_FLOATS = 1 << 17;
 const CANDIDATES = 16;
 /** Longest stretch of graph building per event-loop turn. */
 const GRAPH_SLICE_MS = 2;
+/**
+ * Entries a graph lookup also checks for expiry, in turn: a lookup through the graph
+ * meets only its candidates, so without this an expired entry would stay (in memory and
+ * in the graph) until the LRU pushed it out.
+ */
+const SWEEP_PER_LOOKUP = 32;
 
 type UsearchModule = typeof USearch;
 let usearch: UsearchModule | null | undefined;
@@ -86,6 +92,10 @@ export class PartitionIndex<T> {
   private idleWaiters: Array<() => void> = [];
   /** Floats held: the cost of one linear scan. */
   private floats = 0;
+  /** Where the expiry sweep of graph lookups goes on. */
+  private sweep: IterableIterator<Slot<T>> | undefined;
+  /** usearch failed (out of memory...): this partition scans from now on. */
+  private graphFailed = false;
 
   /** `graphAtFloats`: when to build the graph (tests lower it). */
   constructor(private readonly graphAtFloats = GRAPH_AT_FLOATS) {}
@@ -129,7 +139,7 @@ export class PartitionIndex<T> {
     this.slots.delete(id);
     this.byLabel.delete(slot.label);
     this.floats -= slot.vector.length;
-    if (slot.graphed) this.graph!.remove(slot.label);
+    if (slot.graphed && this.graph) this.graph.remove(slot.label);
     return true;
   }
 
@@ -150,9 +160,19 @@ export class PartitionIndex<T> {
       const similarity = dot(slot.vector, vector);
       if (!top || similarity > top.similarity) top = { id: slot.id, value: slot.value, similarity };
     };
-    if (this.graph && vector.length === this.graphDims) {
-      for (const slot of this.graphCandidates(vector)) consider(slot);
+    const candidates = this.graph && vector.length === this.graphDims ? this.graphCandidates(vector) : undefined;
+    if (candidates) {
+      for (const slot of candidates) consider(slot);
       for (let i = this.pendingHead; i < this.pending.length; i++) consider(this.pending[i]!);
+      for (let k = 0; k < SWEEP_PER_LOOKUP && k < this.slots.size; k++) {
+        let next = this.sweep?.next();
+        if (!next || next.done) {
+          this.sweep = this.slots.values();
+          next = this.sweep.next();
+          if (next.done) break;
+        }
+        if (!live(next.value.value)) dead.push(next.value.id);
+      }
     } else {
       for (const slot of this.slots.values()) consider(slot);
     }
@@ -160,8 +180,14 @@ export class PartitionIndex<T> {
     return top;
   }
 
-  private graphCandidates(vector: Float32Array): Slot<T>[] {
-    const found = this.graph!.search(vector, CANDIDATES, 0);
+  private graphCandidates(vector: Float32Array): Slot<T>[] | undefined {
+    let found;
+    try {
+      found = this.graph!.search(vector, CANDIDATES, 0);
+    } catch {
+      this.dropGraph();
+      return undefined;
+    }
     const out: Slot<T>[] = [];
     const keys = (found as { keys: BigUint64Array }).keys;
     for (let i = 0; i < keys.length; i++) {
@@ -171,8 +197,21 @@ export class PartitionIndex<T> {
     return out;
   }
 
+  /** After a usearch failure: every entry is scanned again, and no graph is tried again. */
+  private dropGraph(): void {
+    this.graph = undefined;
+    this.graphDims = 0;
+    this.graphFailed = true;
+    for (const slot of this.slots.values()) slot.graphed = false;
+    this.pending = [];
+    this.pendingHead = 0;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
   private startGraph(): void {
-    const lib = loadUsearch();
+    const lib = this.graphFailed ? undefined : loadUsearch();
     if (!lib) return;
     // The dimensions most entries have (one embedding model per partition in practice).
     const counts = new Map<number, number>();
@@ -200,7 +239,11 @@ export class PartitionIndex<T> {
     while (i < pending.length) {
       const slot = pending[i++]!;
       if (this.slots.get(slot.id) === slot && !slot.graphed) {
-        this.graph!.add(slot.label, slot.vector);
+        try {
+          this.graph!.add(slot.label, slot.vector);
+        } catch {
+          return this.dropGraph();
+        }
         slot.graphed = true;
       }
       if ((i & 7) === 0 && performance.now() >= until) break;
