@@ -305,6 +305,34 @@ describe('the semantic cache on a route that opts in', () => {
     expect(await metric(gw, 'switchyard_cache_requests_total', { layer: 'semantic', result: 'miss' })).toBe(2);
   });
 
+  it('keeps each key apart in both layers with cache.scope: key', async () => {
+    const KEY_B = 'sk-cache-team-b-0123456789';
+    const gw = await startTestGateway(
+      config({
+        keys: [{ id: 'team-a', key: '${CACHE_TEST_KEY}' }, { id: 'team-b', key: '${CACHE_TEST_KEY_B}' }],
+        cache: { scope: 'key', semantic: { embedding_model: 'embed' } },
+      }),
+      { env: { CACHE_TEST_KEY: KEY, CACHE_TEST_KEY_B: KEY_B }, metrics: createMetrics({ defaultMetrics: false }) },
+    );
+    gateways.push(gw);
+    const a = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY, maxRetries: 0 });
+    const b = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY_B, maxRetries: 0 });
+    const system = `You answer geography questions. [${++uniq}]`;
+    const faq = (content: string) => ({ model: 'faq', temperature: 0, messages: [{ role: 'system', content: system }, { role: 'user', content }] as Msg[] });
+    mock.enqueue({}, { text: 'Paris.' });
+    expect((await ask(a, faq('What is the capital of France?'))).cache).toBe('miss');
+    // The other key: neither the same question (exact) nor a paraphrase (semantic) hits a's entry.
+    const bSame = await ask(b, faq('What is the capital of France?'));
+    const bPara = await ask(b, faq('Tell me the capital of France, please.'));
+    expect([bSame.cache, bPara.cache]).toEqual(['miss', 'semantic-hit']); // b's paraphrase finds b's own answer
+    expect(bSame.text).not.toBe('Paris.');
+    expect(bPara.text).toBe(bSame.text);
+    // The first key still gets its own entries.
+    const aPara = await ask(a, faq('Tell me the capital of France, please.'));
+    expect([aPara.cache, aPara.text]).toEqual(['semantic-hit', 'Paris.']);
+    expect(chatCalls()).toBe(2);
+  });
+
   it('leaves routes that did not opt in on the exact layer only', async () => {
     const { client } = await start();
     const system = `You answer geography questions. [${++uniq}]`;

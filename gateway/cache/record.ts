@@ -42,15 +42,16 @@ export interface PendingStore {
  */
 export function targetIdOf(ctx: RequestContext): string | undefined {
   if (!ctx.target) return undefined;
-  let id = `${ctx.target.backendName}/${ctx.target.model.model}`;
+  // Parts joined as JSON, so no backend, model or key name can spell another's id.
+  const parts: string[] = [ctx.target.backendName, ctx.target.model.model];
   // A route that redacts completions stores and serves redacted answers only: its entries
   // (and coalescing flights) are a partition of their own, so neither side ever gets the
   // other's text.
-  if (ctx.route?.filters?.pii?.completions === true) id += '#pii-redacted';
+  if (ctx.route?.filters?.pii?.completions === true) parts.push('pii-redacted');
   // scope: key — each virtual key has its own entries and flights: no key is served (or
   // can time) an answer another key asked for.
-  if ((ctx.route?.cache?.scope ?? ctx.config.cache.scope) === 'key') id += `#key:${ctx.key?.id ?? ''}`;
-  return id;
+  if ((ctx.route?.cache?.scope ?? ctx.config.cache.scope) === 'key') parts.push('key', ctx.key?.id ?? '');
+  return JSON.stringify(parts);
 }
 
 function parseBody(body: unknown): unknown {
