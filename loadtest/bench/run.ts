@@ -9,7 +9,7 @@
  *   (b) latency at a fixed offered load of 2,000 requests/s: p99 gateway − p99 direct (target ≤ 1 ms)
  *   (c) streaming time to first byte: gateway − direct
  *   plus gateway CPU per request and RSS under sustained streaming.
- * Further sections (cache, local backend) are added by their modules in this folder.
+ * Further sections (cache, semantic, local backend) are added by their modules in this folder.
  *
  *   npm run bench                 full run (~3 minutes)
  *   npm run bench -- --quick      1 pair, short runs (smoke)
@@ -282,7 +282,7 @@ async function main(): Promise<void> {
       console.log(`(c) streaming TTFB: direct ${median(dt).toFixed(2)} ms, gateway ${median(gt).toFixed(2)} ms → +${(median(gt) - median(dt)).toFixed(2)} ms; gateway RSS per round of sustained streaming ${rss.join(' → ')} MB; ${streamCpuUs.toFixed(0)} µs CPU per 7-event stream`);
     }
 
-    for (const extra of ['cache', 'local-backend']) {
+    for (const extra of ['cache', 'semantic', 'local-backend']) {
       if (!want(extra)) continue;
       let mod: { runBench?: (c: BenchContext) => Promise<Record<string, unknown>> } | undefined;
       try {
