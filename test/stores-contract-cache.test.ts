@@ -10,7 +10,7 @@ import { createMemoryExactCache } from '../gateway/stores/cache/memory-exact.js'
 import { createRedisExactCache } from '../gateway/stores/cache/redis-exact.js';
 import { createTieredExactCache } from '../gateway/stores/cache/tiered-exact.js';
 import { createMemorySemanticRecords } from '../gateway/stores/cache/memory-semantic.js';
-import { createRedisSemanticRecords } from '../gateway/stores/cache/redis-semantic.js';
+import { createRedisSemanticRecords, LOAD_PAGE } from '../gateway/stores/cache/redis-semantic.js';
 import { createRedisFlightLock } from '../gateway/stores/cache/redis-flight-lock.js';
 import type { ExactCacheStore, SemanticRecordStore } from '../gateway/stores/cache/types.js';
 import { CacheSchema } from '../gateway/config/schema.js';
@@ -176,6 +176,16 @@ describe.each(semanticImplementations)('the %s semantic record store', (_name, m
     expect(await s.b.loadNew(p, new Set(['r1', 'r2']))).toEqual([]);
   });
 
+  it('loads a partition larger than one page (Redis: LOAD_PAGE records per MGET) whole', async () => {
+    const p = uid('part');
+    const n = LOAD_PAGE * 2 + 7;
+    for (let i = 0; i < n; i++) await s.a.add(p, { id: `r${i}`, vector: vec(i, 1), entry: entry(`e${i}`) });
+    const got = await s.b.loadNew(p, new Set(['r0', 'r300']));
+    expect(got).toHaveLength(n - 2);
+    expect(new Set(got.map((r) => r.id)).size).toBe(n - 2);
+    expect(got.find((r) => r.id === `r${n - 1}`)?.vector).toEqual(vec(n - 1, 1));
+  });
+
   it('keeps partitions apart', async () => {
     const p = uid('part');
     await s.a.add(p, { id: 'only-here', vector: vec(1, 0), entry: entry('x') });
@@ -190,6 +200,25 @@ describe.each(semanticImplementations)('the %s semantic record store', (_name, m
     expect((await s.b.loadNew(p, new Set())).map((r) => r.id).sort()).toEqual(['brief', 'lasting']);
     await sleep(450);
     expect((await s.b.loadNew(p, new Set())).map((r) => r.id)).toEqual(['lasting']);
+  });
+});
+
+describe('the Redis semantic record store, paging', () => {
+  it('fetches a large partition in MGETs of at most LOAD_PAGE records', async () => {
+    const real = client();
+    const pages: number[] = [];
+    const counted = new Proxy(real, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop) as unknown;
+        if (prop === 'mgetBuffer') return (...keys: string[]) => { pages.push(keys.length); return (v as (...k: string[]) => unknown).apply(target, keys); };
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const store = createRedisSemanticRecords({ redis: counted, keyPrefix: 'paging:' });
+    const p = uid('part');
+    for (let i = 0; i < LOAD_PAGE + 3; i++) await store.add(p, { id: `r${i}`, vector: new Float32Array([i, 1]), entry: entry(`e${i}`) });
+    expect(await store.loadNew(p, new Set())).toHaveLength(LOAD_PAGE + 3);
+    expect(pages).toEqual([LOAD_PAGE, 3]);
   });
 });
 

@@ -25,6 +25,9 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return 1`;
 
+/** Records fetched per MGET when a replica loads a partition (~1.5 MB at 1,536 dimensions). */
+export const LOAD_PAGE = 256;
+
 export function createRedisSemanticRecords(opts: RedisSemanticRecordsOptions): SemanticRecordStore {
   const setKey = (partition: string): string => `${opts.keyPrefix}cache:s:{${partition}}`;
   const recordKey = (partition: string, id: string): string => `${opts.keyPrefix}cache:s:{${partition}}:${id}`;
@@ -37,13 +40,16 @@ export function createRedisSemanticRecords(opts: RedisSemanticRecordsOptions): S
     },
     async loadNew(partition, known) {
       const ids = (await opts.redis.zrangebyscore(setKey(partition), Date.now(), '+inf')).filter((id) => !known.has(id));
-      if (ids.length === 0) return [];
-      const values = await opts.redis.mgetBuffer(...ids.map((id) => recordKey(partition, id)));
-      const now = Date.now();
       const out = [];
-      for (const v of values) {
-        const r = v ? decodeRecord(v) : undefined;
-        if (r && r.entry.expiresAtMs > now) out.push(r);
+      // In pages: a large partition (20,000 records of 1,536 floats is ~120 MB) in one MGET
+      // would hold Redis, and this process's event loop while it decodes, for the whole of it.
+      for (let at = 0; at < ids.length; at += LOAD_PAGE) {
+        const values = await opts.redis.mgetBuffer(...ids.slice(at, at + LOAD_PAGE).map((id) => recordKey(partition, id)));
+        const now = Date.now();
+        for (const v of values) {
+          const r = v ? decodeRecord(v) : undefined;
+          if (r && r.entry.expiresAtMs > now) out.push(r);
+        }
       }
       return out;
     },
