@@ -151,6 +151,19 @@ describe.each(implementations)('the %s limits store', (_name, make) => {
     expect((await s.a.peek([rpm(id, 100, 1, 100)]))[0].used).toBe(0);
   });
 
+  it("does not put a correction into the next window once the request's window has rolled over", async () => {
+    const id = uid('rolled');
+    const granted = await s.a.consume([rpm(id, 100, 90, 150)]);
+    await sleep(200); // the window of the grant ended
+    const next = await s.b.consume([rpm(id, 100, 60, 150)]);
+    expect(next.allowed).toBe(true);
+    await s.a.adjust(granted.grant!, id, -85); // the first request used only 5
+    expect((await s.b.peek([rpm(id, 100, 1, 150)]))[0].used).toBe(60);
+    // The grant of the current window is still corrected.
+    await s.b.adjust(next.grant!, id, -50);
+    expect((await s.b.peek([rpm(id, 100, 1, 150)]))[0].used).toBe(10);
+  });
+
   it('peeks without consuming', async () => {
     const rule = rpm(uid('peek'), 5);
     await s.a.consume([rule]);

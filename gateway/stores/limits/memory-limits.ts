@@ -53,6 +53,7 @@ export function createMemoryLimits(opts: { now?: () => number } = {}): LimitsSto
       const denied = rules.filter((r, i) => states[i].used + (r.kind === 'concurrent' ? 1 : r.points) > r.limit).map((r) => r.id);
       if (denied.length > 0) return { allowed: false, states, denied, retryAfterMs: retryAfter(rules, states, denied) };
       const token = newToken();
+      const windowEnds: Record<string, number> = {};
       rules.forEach((r, i) => {
         const s = states[i];
         if (r.kind === 'concurrent') {
@@ -62,16 +63,18 @@ export function createMemoryLimits(opts: { now?: () => number } = {}): LimitsSto
           const w = liveWindow(r.id, t) ?? { used: 0, resetAt: t + r.windowMs };
           w.used += r.points;
           windows.set(r.id, w);
+          windowEnds[r.id] = w.resetAt;
           s.used = w.used;
           s.resetMs = w.resetAt - t;
         }
         s.remaining = Math.max(0, r.limit - s.used);
       });
-      return { allowed: true, states, denied, retryAfterMs: 0, grant: { token, rules } };
+      return { allowed: true, states, denied, retryAfterMs: 0, grant: { token, rules, windowEnds } };
     },
-    async adjust(_grant: LimitGrant, ruleId, delta) {
+    async adjust(grant: LimitGrant, ruleId, delta) {
       const w = liveWindow(ruleId, now());
-      if (w) w.used = Math.max(0, w.used + delta);
+      const end = grant.windowEnds?.[ruleId];
+      if (w && (end === undefined || w.resetAt === end)) w.used = Math.max(0, w.used + delta);
     },
     async release(grant) {
       for (const r of grant.rules) if (r.kind === 'concurrent') slots.get(r.id)?.delete(grant.token);

@@ -56,12 +56,23 @@ for i = 1, #KEYS do
   out[#out + 1] = used[i]
   out[#out + 1] = reset[i]
 end
+-- then, per key, when its window ends on the Redis clock (epoch ms)
+for i = 1, #KEYS do out[#out + 1] = now + reset[i] end
 return out
 `);
 
-// Only while the window lives; never below zero.
+// Only while the window the grant counted in lives (ARGV[2]: its end, epoch ms, or ''
+// for any; ARGV[3]: tolerance ms); never below zero. A window's end is fixed when it
+// starts and the next one ends a whole window later, so half a window (at most a
+// second) of tolerance tells them apart.
 const ADJUST = defineScript(`
-if redis.call('PTTL', KEYS[1]) <= 0 then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+if ARGV[2] ~= '' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if math.abs(now + ttl - tonumber(ARGV[2])) > tonumber(ARGV[3]) then return 0 end
+end
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if v < 0 then redis.call('SET', KEYS[1], 0, 'KEEPTTL') end
 return 1
@@ -112,13 +123,21 @@ export function createRedisLimits(opts: RedisLimitsOptions): LimitsStore {
       for (const r of rules) args.push(Math.ceil(r.points), r.limit, r.windowMs, r.kind === 'concurrent' ? 'c' : 'w');
       const flat = (await CONSUME.run(redis, rules.map((r) => key(r.id)), args)) as number[];
       const states = toStates(rules, flat, 1);
-      if (flat[0] === 1) return { allowed: true, states, denied: [], retryAfterMs: 0, grant: { token, rules } };
+      if (flat[0] === 1) {
+        const windowEnds: Record<string, number> = {};
+        rules.forEach((r, i) => {
+          if (r.kind !== 'concurrent') windowEnds[r.id] = Number(flat[1 + 2 * rules.length + i]);
+        });
+        return { allowed: true, states, denied: [], retryAfterMs: 0, grant: { token, rules, windowEnds } };
+      }
       const denied = rules.filter((r, i) => states[i].used + (r.kind === 'concurrent' ? 1 : Math.ceil(r.points)) > r.limit).map((r) => r.id);
       return { allowed: false, states, denied, retryAfterMs: retryAfter(rules, states, denied) };
     },
-    async adjust(_grant, ruleId, delta) {
+    async adjust(grant, ruleId, delta) {
       const d = Math.round(delta);
-      if (d !== 0) await ADJUST.run(redis, [key(ruleId)], [d]);
+      const end = grant.windowEnds?.[ruleId];
+      const windowMs = grant.rules.find((r) => r.id === ruleId)?.windowMs ?? 60_000;
+      if (d !== 0) await ADJUST.run(redis, [key(ruleId)], [d, end === undefined ? '' : end, Math.min(1000, Math.floor(windowMs / 2))]);
     },
     async release(grant) {
       const slots = grant.rules.filter((r) => r.kind === 'concurrent');

@@ -37,6 +37,12 @@ export interface LimitGrant {
   /** Unique per consume; the concurrency slots are held under it. */
   readonly token: string;
   readonly rules: readonly LimitRule[];
+  /**
+   * Per window rule id: when the window this consume counted in ends (epoch ms, the
+   * store's clock). adjust() corrects that window only: once it has rolled over, a
+   * correction would land in a window the request was never counted in.
+   */
+  readonly windowEnds?: Readonly<Record<string, number>>;
 }
 
 export interface ConsumeResult {
