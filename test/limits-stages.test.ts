@@ -192,13 +192,20 @@ describe('the check-budget stage', () => {
 
   it('refuses with 429 budget_exceeded when the worst case does not fit', async () => {
     const { d, stage } = setup();
-    const err = await thrown(stage(ctxFor(d.config, 'team-a', { ...hello, max_tokens: 93 })));
+    // Larger than the whole budget: refused whenever it is sent, so no Retry-After.
+    const never = await thrown(stage(ctxFor(d.config, 'team-a', { ...hello, max_tokens: 93 })));
+    expect(never.code).toBe('budget_exceeded');
+    expect(never.status).toBe(429);
+    expect(never.type).toBe('insufficient_quota');
+    expect(never.message).toContain('This request alone');
+    expect(never.message).toContain('daily budget of key team-a');
+    expect(never.headers?.['retry-after']).toBeUndefined();
+    // Fits the budget, not what is left of it (the first one's reservation is held): retry at the renewal.
+    await stage(ctxFor(d.config, 'team-a', { ...hello, max_tokens: 50 }));
+    const err = await thrown(stage(ctxFor(d.config, 'team-a', { ...hello, max_tokens: 50 })));
     expect(err.code).toBe('budget_exceeded');
-    expect(err.status).toBe(429);
-    expect(err.type).toBe('insufficient_quota');
-    expect(err.message).toContain('daily budget of key team-a');
+    expect(err.message).toContain('daily budget of key team-a is exhausted');
     expect(Number(err.headers!['retry-after'])).toBe(12 * 3600);
-    await stage(ctxFor(d.config, 'team-a', { ...hello, max_tokens: 92 }));
   });
 
   it('clamps max_tokens to what is left under the clamp policy', async () => {

@@ -40,6 +40,8 @@ export interface MockBehaviour {
   usage?: { prompt_tokens: number; completion_tokens: number };
   /** Reply text for non-stream chat (default "Hello from mock"). */
   text?: string;
+  /** Non-stream: leave `usage` out of the answer, as some servers do. */
+  noUsage?: boolean;
 }
 
 export interface RecordedRequest {
@@ -213,6 +215,7 @@ export async function startMockUpstream(opts: { port?: number; host?: string; de
           usage,
         }
       : { id, object: 'text_completion', created, model, choices: [{ index: 0, text: content, finish_reason: 'stop' }], usage };
+    if (b.noUsage) delete (answer as { usage?: unknown }).usage;
     const out = JSON.stringify(answer);
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) });
     res.end(out);

@@ -13,7 +13,7 @@ import { GatewayError } from '../../errors.js';
 import type { Metrics } from '../../metrics.js';
 import { priceUsd, requestBudgetScopes, type RequestBudgetScope } from '../../stores/budgets/request-scopes.js';
 import { newReservationId, remaining, type BudgetStore, type BudgetUsage, type ReserveResult } from '../../stores/budgets/types.js';
-import { completionAllowance, setMaxTokens } from '../../tokens/max-tokens.js';
+import { choiceCount, completionAllowance, enforceMaxTokens, limitFieldFor, setMaxTokens } from '../../tokens/max-tokens.js';
 import { promptTokens, servedFromCache, targetModel, usedTokens } from '../../tokens/request-tokens.js';
 import { createTokenCounter } from '../../tokens/token-counter.js';
 import type { RequestContext, Stage } from '../context.js';
@@ -134,27 +134,47 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
 
   async function reserve(ctx: RequestContext, scopes: RequestBudgetScope[], model: ReturnType<typeof targetModel>): Promise<void> {
     const prompt = promptTokens(ctx, counter);
-    let completion = completionAllowance(ctx.endpoint, ctx.body, model);
+    const choices = choiceCount(ctx.endpoint, ctx.body);
+    let perChoice = completionAllowance(ctx.endpoint, ctx.body, model);
+    let completion = perChoice * choices;
+    const field = limitFieldFor(ctx.target?.backend.type);
+    // The reservation is the worst case only if the backend is held to it: without a
+    // limit in the body (or with a larger one) it could generate past what was reserved.
+    if (enforceMaxTokens(ctx.endpoint, ctx.body, perChoice, field)) ctx.bodyChanged = true;
 
     let result: ReserveResult = await budgets.reserve(scopes, priceUsd(model, prompt, completion), prompt + completion);
     if (!result.ok) {
       const refused = scopes.filter((s) => (result as { denied: string[] }).denied.includes(s.id));
       const clampable = ctx.endpoint !== 'embeddings' && refused.every((s) => s.onExceed === 'clamp');
-      const fits = clampable ? affordableCompletion(scopes, result.usage, ctx, prompt) : 0;
-      if (fits >= 1 && fits < completion) {
-        result = await budgets.reserve(scopes, priceUsd(model, prompt, fits), prompt + fits);
+      const fits = clampable ? Math.floor(affordableCompletion(scopes, result.usage, ctx, prompt) / Math.max(1, choices)) : 0;
+      if (fits >= 1 && fits < perChoice) {
+        result = await budgets.reserve(scopes, priceUsd(model, prompt, fits * choices), prompt + fits * choices);
         if (result.ok) {
-          completion = fits;
-          setMaxTokens(ctx.body, fits);
+          perChoice = fits;
+          completion = fits * choices;
+          setMaxTokens(ctx.body, fits, field);
           ctx.bodyChanged = true;
           ctx.responseHeaders[MAX_TOKENS_CLAMPED_HEADER] = String(fits);
         }
       }
       if (!result.ok) {
-        const s = scopes.find((x) => (result as { denied: string[] }).denied.includes(x.id)) ?? refused[0];
-        const what = s.limitUsd !== undefined ? `$${s.limitUsd} ${s.period === 'day' ? 'daily' : 'monthly'} budget` : `${s.limitTokens} token ${s.period === 'day' ? 'daily' : 'monthly'} budget`;
+        const denied = scopes.filter((x) => (result as { denied: string[] }).denied.includes(x.id));
+        const list = denied.length ? denied : refused;
+        const costUsd = priceUsd(model, prompt, completion);
+        const tokens = prompt + completion;
+        const describe = (s: RequestBudgetScope) => (s.limitUsd !== undefined ? `$${s.limitUsd} ${s.period === 'day' ? 'daily' : 'monthly'} budget` : `${s.limitTokens} token ${s.period === 'day' ? 'daily' : 'monthly'} budget`);
+        // A request that alone costs more than a whole budget fails whenever it is sent:
+        // say so, and promise no time at which a retry would succeed.
+        const neverFits = list.find((s) => (s.limitUsd !== undefined && costUsd > s.limitUsd) || (s.limitTokens !== undefined && tokens > s.limitTokens));
+        if (neverFits) {
+          throw new GatewayError('budget_exceeded', {
+            message: `This request alone (up to ${tokens} tokens, $${costUsd.toFixed(6)} with max_tokens ${perChoice}${choices > 1 ? ` × n ${choices}` : ''}) exceeds the ${describe(neverFits)} of ${neverFits.owner} ${neverFits.ownerId}; lower max_tokens or n.`,
+          });
+        }
+        // Retry when every refusing period has renewed: the one that renews last.
+        const s = list.reduce((a, b) => (b.periodEndMs > a.periodEndMs ? b : a));
         throw new GatewayError('budget_exceeded', {
-          message: `The ${what} of ${s.owner} ${s.ownerId} is exhausted; it renews at ${new Date(s.periodEndMs).toISOString()}.`,
+          message: `The ${describe(s)} of ${s.owner} ${s.ownerId} is exhausted; it renews at ${new Date(s.periodEndMs).toISOString()}.`,
           headers: { 'retry-after': String(Math.max(1, Math.ceil((s.periodEndMs - now()) / 1000))) },
         });
       }

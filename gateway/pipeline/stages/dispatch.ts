@@ -21,7 +21,7 @@ import { redactCompletionBody, redactStreamTranslator } from '../../routing/reda
 import { relayStream, type RelayHooks } from './relay-stream.js';
 import { maskSecretIn } from '../mask-secret.js';
 import { responseHeaders } from '../respond.js';
-import { estimateCompletionTokens, estimatePromptTokens } from '../estimate.js';
+import { completionCharsOf, estimateCompletionTokens, estimatePromptTokens } from '../estimate.js';
 
 async function readAll(res: UpstreamResponse): Promise<Buffer> {
   if (res.bytes) {
@@ -238,7 +238,8 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
         if (r.count) metrics.contentFiltered.labels(ctx.route!.name, 'redact').inc();
         out.body = r.body;
       }
-      ctx.usage = out.usage ?? estimatedUsage(ctx, 0);
+      // No usage reported: estimate from what was generated, never bill the answer as 0.
+      ctx.usage = out.usage ?? estimatedUsage(ctx, completionCharsOf(out.body));
       ctx.toolCalls = out.toolCalls;
       ctx.status = 200;
       ctx.locals.responseBody = out.body;

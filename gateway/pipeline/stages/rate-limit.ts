@@ -10,7 +10,7 @@
 import { GatewayError } from '../../errors.js';
 import type { LimitsStore } from '../../stores/limits/types.js';
 import { rateLimitHeaders, requestLimitRules, type RequestLimitRule } from '../../stores/limits/request-rules.js';
-import { completionAllowance } from '../../tokens/max-tokens.js';
+import { choiceCount, completionAllowance, enforceMaxTokens, limitFieldFor } from '../../tokens/max-tokens.js';
 import { promptTokens, servedFromCache, targetModel, usedTokens } from '../../tokens/request-tokens.js';
 import { createTokenCounter } from '../../tokens/token-counter.js';
 import type { RequestContext, Stage } from '../context.js';
@@ -35,17 +35,32 @@ export function createRateLimitStage(deps: GatewayDeps, limits: LimitsStore): St
   async function limit(ctx: RequestContext, probe: RequestLimitRule[]): Promise<void> {
     const needsTokens = probe.some((r) => r.measure === 'tpm');
     const prompt = needsTokens ? promptTokens(ctx, counter) : 0;
-    const completion = needsTokens ? completionAllowance(ctx.endpoint, ctx.body, targetModel(ctx)) : 0;
+    const perChoice = needsTokens ? completionAllowance(ctx.endpoint, ctx.body, targetModel(ctx)) : 0;
+    const completion = perChoice * (needsTokens ? choiceCount(ctx.endpoint, ctx.body) : 0);
+    // The estimate is charged as the worst case: hold the backend to it.
+    if (needsTokens && enforceMaxTokens(ctx.endpoint, ctx.body, perChoice, limitFieldFor(ctx.target?.backend.type))) ctx.bodyChanged = true;
     const rules: RequestLimitRule[] = needsTokens ? probe.map((r) => (r.measure === 'tpm' ? { ...r, points: prompt + completion } : r)) : probe;
+    const who = (r: RequestLimitRule) => (r.scope === 'global' ? 'the gateway' : `${r.scope} ${r.id.split(':')[1]}`);
+
+    // Larger than a whole minute's allowance: no wait would ever admit it (OpenAI says
+    // "Request too large" here, and gives no time to retry at).
+    const tooLarge = rules.find((r) => r.measure === 'tpm' && r.points > r.limit);
+    if (tooLarge) {
+      metrics.rateLimited.labels(ctx.key?.id ?? 'anonymous', `${tooLarge.scope}_tpm`).inc();
+      throw new GatewayError('rate_limit_exceeded', {
+        type: 'tokens',
+        message: `Request too large for tokens per minute (${who(tooLarge)}): limit ${tooLarge.limit}, requested ${tooLarge.points} (prompt ${prompt} + max_tokens ${perChoice}${completion > perChoice ? ` × n ${completion / perChoice}` : ''}). Lower max_tokens or shorten the prompt.`,
+      });
+    }
 
     const result = await limits.consume(rules);
     const headers = rateLimitHeaders(rules, result.states);
     if (!result.allowed) {
       const first = rules.find((r) => r.id === result.denied[0])!;
       metrics.rateLimited.labels(ctx.key?.id ?? 'anonymous', `${first.scope}_${first.measure}`).inc();
-      const who = first.scope === 'global' ? 'the gateway' : `${first.scope} ${first.id.split(':')[1]}`;
       throw new GatewayError('rate_limit_exceeded', {
-        message: `Rate limit reached for ${MEASURE_TEXT[first.measure]} (${who}): limit ${first.limit}.`,
+        type: first.measure === 'tpm' ? 'tokens' : 'requests',
+        message: `Rate limit reached for ${MEASURE_TEXT[first.measure]} (${who(first)}): limit ${first.limit}.`,
         headers: { ...headers, 'retry-after': String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))) },
       });
     }
