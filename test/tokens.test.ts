@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { functionCallingTestCases } from 'gpt-tokenizer/fixtures/functionCallingTestCases';
 import type { ModelConfig } from '../gateway/config/schema.js';
-import { encodingForModel } from '../gateway/tokens/encodings.js';
+import { encodingCounter, encodingForModel } from '../gateway/tokens/encodings.js';
+import { createRequire } from 'node:module';
 import { completionAllowance, setMaxTokens } from '../gateway/tokens/max-tokens.js';
 import { createTokenCounter } from '../gateway/tokens/token-counter.js';
 
@@ -118,6 +119,47 @@ describe('exact prompt-token counts for OpenAI models', () => {
     const body = { messages: COOKBOOK };
     expect(counter.countPrompt('chat', body, model('my-proxy-name', 'o200k'))).toBe(124);
     expect(counter.countPrompt('chat', body, model('gpt-4o', 'cl100k'))).toBe(129);
+  });
+});
+
+describe('exact counting stays linear on hostile text', () => {
+  const raw = createRequire(import.meta.url)('gpt-tokenizer/cjs/encoding/o200k_base') as { countTokens(t: string, o?: object): number };
+  const ordinary = { disallowedSpecial: new Set<string>() };
+  /** Deterministic random lowercase letters (no repeats for gpt-tokenizer's cache to find). */
+  const letters = (n: number) => {
+    let a = 7;
+    let out = '';
+    for (let i = 0; i < n; i++) {
+      a = (a * 1103515245 + 12345) >>> 0;
+      out += String.fromCharCode(97 + ((a >>> 16) % 26));
+    }
+    return out;
+  };
+
+  it('counts a 400,000-character word (one BPE pre-token: quadratic, minutes, if counted whole)', () => {
+    const n = encodingCounter('o200k')(`say ${letters(400_000)} please`);
+    expect(n).toBeGreaterThan(400_000 / 6);
+    expect(n).toBeLessThan(400_000 / 1.5);
+  });
+
+  it('gives the same count as BPE whole for ordinary text, and nearly the same for long runs', () => {
+    const count = encodingCounter('o200k');
+    const prose = 'The quick brown fox jumps over the lazy dog. '.repeat(200);
+    expect(count(prose)).toBe(raw.countTokens(prose, ordinary));
+    const run = letters(3000);
+    const cjk = '我们今天讨论语言模型网关的设计与实现细节'.repeat(60); // one 1,200-character run
+    for (const t of [run, cjk, `url: https://example.com/${letters(1000)}`]) {
+      const whole = raw.countTokens(t, ordinary);
+      expect(Math.abs(count(t) - whole) / whole).toBeLessThan(0.03);
+    }
+  });
+
+  it('extrapolates beyond a million characters from the exact count of the first million', () => {
+    const count = encodingCounter('o200k');
+    const unit = 'Tokens are counted exactly up to a point. ';
+    const huge = unit.repeat(Math.ceil(3_000_000 / unit.length));
+    const perUnit = raw.countTokens(unit.repeat(100), ordinary) / 100;
+    expect(count(huge) / (huge.length / unit.length)).toBeCloseTo(perUnit, 0);
   });
 });
 

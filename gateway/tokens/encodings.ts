@@ -25,11 +25,46 @@ const loaded = new Map<EncodingName, CountText>();
 // Like tiktoken's encode_ordinary: "<|endoftext|>" typed by a user is text, not a control token.
 const ORDINARY = { disallowedSpecial: new Set<string>() };
 
+/**
+ * BPE merges one pre-token in time quadratic in its length, and a run of letters (or of
+ * punctuation) with no whitespace is one pre-token: 150,000 'a's took 12 s, 640,000 took
+ * minutes, with the event loop blocked throughout. Runs longer than RUN_CHARS are counted
+ * in RUN_CHARS slices (a slice boundary can move a count by a token; such runs are rare
+ * in real text), so the work is linear.
+ */
+const RUN_CHARS = 256;
+const LONG_RUN = new RegExp(`\\S{${RUN_CHARS + 1},}`);
+const LONG_RUNS = new RegExp(LONG_RUN.source, 'g');
+/**
+ * Beyond this many characters (~250k tokens, more than any context window) the rest is
+ * extrapolated from the exact count of the first EXACT_CHARS: a 10 MiB body must not
+ * cost seconds of BPE just to be refused as too long.
+ */
+const EXACT_CHARS = 1 << 20;
+
+function boundedCounter(countTokens: (text: string) => number): CountText {
+  const count = (text: string): number => {
+    if (text.length === 0) return 0;
+    if (text.length > EXACT_CHARS) return Math.ceil((count(text.slice(0, EXACT_CHARS)) * text.length) / EXACT_CHARS);
+    if (!LONG_RUN.test(text)) return countTokens(text);
+    let total = 0;
+    let last = 0;
+    for (const m of text.matchAll(LONG_RUNS)) {
+      if (m.index > last) total += countTokens(text.slice(last, m.index));
+      for (let i = 0; i < m[0].length; i += RUN_CHARS) total += countTokens(m[0].slice(i, i + RUN_CHARS));
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) total += countTokens(text.slice(last));
+    return total;
+  };
+  return count;
+}
+
 export function encodingCounter(name: EncodingName): CountText {
   let count = loaded.get(name);
   if (!count) {
     const mod = require(MODULES[name]) as EncodingModule;
-    count = (text: string) => (text.length === 0 ? 0 : mod.countTokens(text, ORDINARY));
+    count = boundedCounter((text) => mod.countTokens(text, ORDINARY));
     loaded.set(name, count);
   }
   return count;
