@@ -38,25 +38,45 @@ describe('trimming a conversation to fit', () => {
   const per = messages.map((m) => counter.countChat({ messages: [m] }, { backend: 'b', model: 'gpt-4o', tokenizer: 'auto' }).perMessage[0]);
   const total = per.reduce((a, b) => a + b, 0) + 3;
 
-  it('drops the oldest turns first and keeps system messages and the last turn', () => {
+  it('drops whole turns, oldest first, and keeps system messages and the last turn', () => {
+    // Freeing one message's worth is enough, but the turn goes as a whole: the question,
+    // the tool call with its result and the answer. What is kept starts with a user message.
     const t = trimMessages(messages, per, 3, total - per[1])!;
-    expect(t.dropped).toBe(1);
-    expect(t.messages).toEqual([messages[0], call('a'), result('a'), messages[4], messages[5]]);
-    expect(t.tokens).toBe(total - per[1]);
+    expect(t.dropped).toBe(4);
+    expect(t.messages).toEqual([messages[0], messages[5]]);
+    expect(t.tokens).toBe(total - per[1] - per[2] - per[3] - per[4]);
   });
 
-  it('drops a tool call together with its results, never one without the other', () => {
-    const t = trimMessages(messages, per, 3, total - per[1] - per[2])!;
-    expect(t.messages).toEqual([messages[0], messages[4], messages[5]]);
-    expect(t.dropped).toBe(3);
+  it('never keeps a tool call without its results, nor an answer without its question', () => {
     for (let budget = 0; budget <= total; budget++) {
       const r = trimMessages(messages, per, 3, budget);
       if (!r) continue;
       const kept = r.messages as Array<{ role: string }>;
       expect(kept.includes(messages[2] as never)).toBe(kept.includes(messages[3] as never));
       expect(kept[0]).toBe(messages[0]);
+      expect(kept[1]!.role).toBe('user');
       expect(kept[kept.length - 1]).toBe(messages[5]);
     }
+  });
+
+  it("keeps an agent's task: after the older turns, drops the current turn's oldest tool steps, never its question or latest step", () => {
+    const agent = [say('system', 'You are an agent.'), say('user', 'old chat'), say('assistant', 'old reply'), say('user', 'TASK: book a flight'), call('s1'), result('s1'), call('s2'), result('s2'), call('s3'), result('s3')];
+    const p = agent.map((m) => counter.countChat({ messages: [m] }, { backend: 'b', model: 'gpt-4o', tokenizer: 'auto' }).perMessage[0]);
+    const all = p.reduce((a, b) => a + b, 0) + 3;
+    // The old turn is enough.
+    expect(trimMessages(agent, p, 3, all - p[1])!.messages).toEqual([agent[0], agent[3], ...agent.slice(4)]);
+    // Not enough: then step 1 (call and result together), then step 2; step 3 and the task stay.
+    expect(trimMessages(agent, p, 3, all - p[1] - p[2] - 1)!.messages).toEqual([agent[0], agent[3], ...agent.slice(6)]);
+    const tight = trimMessages(agent, p, 3, p[0] + p[3] + p[8] + p[9] + 3)!;
+    expect(tight.messages).toEqual([agent[0], agent[3], agent[8], agent[9]]);
+    expect(trimMessages(agent, p, 3, p[0] + p[3] + p[8] + p[9] + 2)).toBeUndefined();
+  });
+
+  it('drops leading assistant messages before the first question with the oldest turn', () => {
+    const greeted = [say('system', 's'), say('assistant', 'Hello! How can I help?'), say('user', 'q1'), say('assistant', 'a1'), say('user', 'q2')];
+    const p = greeted.map((m) => counter.countChat({ messages: [m] }, { backend: 'b', model: 'gpt-4o', tokenizer: 'auto' }).perMessage[0]);
+    const all = p.reduce((a, b) => a + b, 0) + 3;
+    expect(trimMessages(greeted, p, 3, all - 1)!.messages).toEqual([greeted[0], ...greeted.slice(2)]);
   });
 
   it('gives up when the system messages and the last turn alone do not fit', () => {

@@ -45,9 +45,9 @@ const counter = createTokenCounter({ token_estimator: { cjk_per_char: 1.5, other
 const MODEL = { backend: 'mock', model: 'gpt-4o-mini', tokenizer: 'auto' as const };
 const split = counter.countChat({ messages: CONVERSATION }, MODEL);
 const total = counter.countPrompt('chat', { messages: CONVERSATION }, MODEL);
-/** Dropping the oldest user message is enough. */
+/** Dropping the oldest user message alone would be enough (the whole old turn goes). */
 const WINDOW_ONE = total - split.perMessage[1] + 2;
-/** Dropping the oldest user message is not enough: the tool call and its result must go too. */
+/** Dropping the oldest user message alone would not be enough. */
 const WINDOW_PAIR = total - split.perMessage[1] - 5;
 
 function config(): Record<string, unknown> {
@@ -329,23 +329,17 @@ describe('context fitting in front of the backend', () => {
     });
   };
 
-  it('trims the oldest message and keeps the tool call with its result when that is enough', async () => {
+  it('trims whole turns: the old question goes with its tool call, result and answer', async () => {
     expect(total).toBeGreaterThan(WINDOW_ONE);
-    const before = mock.requests.length;
-    const { response } = await client(a, SECRETS.KEY_CTX).chat.completions.create({ model: 'trim-one', messages: CONVERSATION }).withResponse();
-    expect(response.headers.get('x-switchyard-context-trimmed')).toBe('1');
-    const sent = lastUpstream(before)?.body?.messages as Array<{ role: string; tool_calls?: Array<{ id: string }>; tool_call_id?: string }>;
-    expect(sent).toEqual([CONVERSATION[0], CONVERSATION[2], CONVERSATION[3], CONVERSATION[4], CONVERSATION[5]]);
-    assertToolPairsIntact(sent);
-  });
-
-  it('drops a tool call together with its result, never one without the other', async () => {
-    const before = mock.requests.length;
-    const { response } = await client(b, SECRETS.KEY_CTX).chat.completions.create({ model: 'trim-pair', messages: CONVERSATION }).withResponse();
-    expect(response.headers.get('x-switchyard-context-trimmed')).toBe('3');
-    const sent = lastUpstream(before)?.body?.messages as Array<{ role: string; tool_calls?: Array<{ id: string }>; tool_call_id?: string }>;
-    expect(sent).toEqual([CONVERSATION[0], CONVERSATION[4], CONVERSATION[5]]);
-    assertToolPairsIntact(sent);
+    for (const [gw, model] of [[a, 'trim-one'], [b, 'trim-pair']] as const) {
+      const before = mock.requests.length;
+      const { response } = await client(gw, SECRETS.KEY_CTX).chat.completions.create({ model, messages: CONVERSATION }).withResponse();
+      expect(response.headers.get('x-switchyard-context-trimmed')).toBe('4');
+      const sent = lastUpstream(before)?.body?.messages as Array<{ role: string; tool_calls?: Array<{ id: string }>; tool_call_id?: string }>;
+      // Never an assistant message (or a tool result) where the conversation starts.
+      expect(sent).toEqual([CONVERSATION[0], CONVERSATION[5]]);
+      assertToolPairsIntact(sent);
+    }
   });
 
   it('answers 400 context_length_exceeded under the reject policy, without calling the backend', async () => {
