@@ -48,6 +48,28 @@ describe('quirky upstreams', () => {
     return text;
   };
 
+  /** switchyard_tokens_total{model,type="completion"} as scraped. */
+  const completionTokens = async (model: string) => {
+    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    const m = new RegExp(`^switchyard_tokens_total\\{model="${model}",type="completion"\\} (\\d+)`, 'm').exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+
+  it('bills a tool-call-only stream without usage by its arguments, not as 0 tokens', async () => {
+    const before = await completionTokens('q');
+    const raw = await (await ask('tools-no-usage', { stream: true, stream_options: undefined })).text();
+    expect(raw).toContain('"tool_calls"');
+    // 4,000 characters of arguments: ~1,000 tokens.
+    expect((await completionTokens('q')) - before).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('bills a cut Anthropic stream by what it relayed, not by the provisional output_tokens: 1', async () => {
+    const before = await completionTokens('claude');
+    const raw = await (await ask('anthropic-cut', { stream: true }, 'claude')).text();
+    expect(raw).toContain('"error"'); // the client learns the stream broke
+    expect((await completionTokens('claude')) - before).toBeGreaterThanOrEqual(1000);
+  });
+
   it('relays an event whose data spans several lines as one the SDK can read', async () => {
     expect(await streamText('multiline')).toBe('multi');
   });

@@ -21,7 +21,27 @@ const sseHead = { 'content-type': 'text/event-stream' };
 
 type Handler = (req: IncomingMessage, res: ServerResponse, auth: string) => void;
 
+/** An Anthropic Messages stream event (for the `type: anthropic` backend's cases). */
+const antEvent = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+
 const CASES: Record<string, Handler> = {
+  // Anthropic: message_start (output_tokens: 1, provisional), 4,000 characters of text,
+  // then the connection drops: no message_delta with the real count ever comes.
+  'anthropic-cut'(_req, res) {
+    res.writeHead(200, sseHead);
+    res.write(antEvent('message_start', { message: { id: 'msg_cut', usage: { input_tokens: 12, output_tokens: 1 } } }));
+    res.write(antEvent('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }));
+    for (let i = 0; i < 40; i++) res.write(antEvent('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'y'.repeat(100) } }));
+    setTimeout(() => res.socket?.destroy(), 50);
+  },
+  // A stream of nothing but a tool call with 4,000 characters of arguments, and no usage.
+  'tools-no-usage'(_req, res) {
+    res.writeHead(200, sseHead);
+    const tc = (delta: Record<string, unknown>, finish: string | null = null) => JSON.stringify({ id: 'q', object: 'chat.completion.chunk', created: 1, model: 'q', choices: [{ index: 0, delta, finish_reason: finish }] });
+    let out = `data: ${tc({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'save', arguments: '' } }] })}\n\n`;
+    for (let i = 0; i < 40; i++) out += `data: ${tc({ tool_calls: [{ index: 0, function: { arguments: 'z'.repeat(100) } }] })}\n\n`;
+    res.end(`${out}data: ${tc({}, 'tool_calls')}\n\ndata: [DONE]\n\n`);
+  },
   // One event whose data spans two `data:` lines (valid SSE; joined with \n by parsers).
   multiline(_req, res) {
     res.writeHead(200, sseHead);

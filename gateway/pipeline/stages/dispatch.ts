@@ -283,7 +283,15 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       metrics.streamInterruptions.labels(name, 'error_event').inc();
     }
     // Never bill a cut stream as zero: estimate what was generated when no usage came.
-    ctx.usage = st.state.usage ?? estimatedUsage(ctx, st.state.contentChars, st.state.uncountedEvents);
+    // A stream that did not end properly may carry only a provisional count (Anthropic's
+    // message_start says output_tokens: 1): then bill the larger of it and the estimate.
+    const reported = st.state.usage;
+    if (!reported) ctx.usage = estimatedUsage(ctx, st.state.contentChars, st.state.uncountedEvents);
+    else if (result.outcome === 'complete') ctx.usage = reported;
+    else {
+      const completion = Math.max(reported.completion_tokens, estimateCompletionTokens(st.state.contentChars) + (st.state.uncountedEvents ?? 0));
+      ctx.usage = completion === reported.completion_tokens ? reported : { ...reported, completion_tokens: completion, total_tokens: reported.prompt_tokens + completion, estimated: true };
+    }
   }
 
   return async function dispatch(ctx: RequestContext) {

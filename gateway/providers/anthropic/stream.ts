@@ -93,6 +93,7 @@ export function createAnthropicStreamTranslator(endpoint: Endpoint, opts: Stream
           const n = toolIndex.size;
           toolIndex.set(ev.index ?? n, n);
           state.toolCalls.push(b.name);
+          state.contentChars += b.name?.length ?? 0;
           return chunk({ tool_calls: [{ index: n, id: b.id, type: 'function', function: { name: b.name, arguments: '' } }] });
         }
         return '';
@@ -104,6 +105,7 @@ export function createAnthropicStreamTranslator(endpoint: Endpoint, opts: Stream
           const n = toolIndex.get(ev.index ?? -1);
           if (n === undefined || !d.partial_json) return '';
           argsSent.add(n);
+          state.contentChars += d.partial_json.length;
           return chunk({ tool_calls: [{ index: n, function: { arguments: d.partial_json } }] });
         }
         if (d?.type === 'thinking_delta' && d.thinking && !legacy) return chunk({ reasoning_content: d.thinking });

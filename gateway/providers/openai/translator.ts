@@ -24,7 +24,7 @@ const USAGE_OBJECT = /"usage"\s*:\s*\{/;
 const decoder = new TextDecoder();
 
 interface ChunkShape {
-  choices?: Array<{ delta?: { content?: string | null; tool_calls?: Array<{ function?: { name?: string } }> }; text?: string; finish_reason?: string | null }>;
+  choices?: Array<{ delta?: { content?: string | null; tool_calls?: Array<{ function?: { name?: string; arguments?: string } }> }; text?: string; finish_reason?: string | null }>;
   usage?: Record<string, unknown> | null;
   error?: { message?: string; code?: string | null; type?: string };
   /** vLLM's older in-stream error: {"object":"error","message":...,"type":...,"code":...}. */
@@ -109,7 +109,11 @@ class OpenAIStreamTranslator implements StreamTranslator {
         this.state.contentChars += text.length;
         if (this.state.text !== undefined) this.state.text += text;
       }
-      for (const call of choice.delta?.tool_calls ?? []) if (call.function?.name) this.state.toolCalls.push(call.function.name);
+      for (const call of choice.delta?.tool_calls ?? []) {
+        if (call.function?.name) this.state.toolCalls.push(call.function.name);
+        // Tool calls are generated tokens too: estimates without usage count them.
+        this.state.contentChars += (call.function?.name?.length ?? 0) + (typeof call.function?.arguments === 'string' ? call.function.arguments.length : 0);
+      }
       if (choice.finish_reason) this.state.finishReason = choice.finish_reason;
     }
     if (hasUsage) {
