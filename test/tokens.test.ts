@@ -174,6 +174,15 @@ describe('the estimator for other backends', () => {
     expect(count('hi 你好')).toBe(Math.ceil(3 * 0.25 + 2 * 1.5));
   });
 
+  it('never counts fewer tokens than o200k (a modern vocabulary) for other scripts and emoji', () => {
+    const count = counter.textCounter(model('llama-3', 'auto'));
+    const o200k = encodingCounter('o200k');
+    for (const t of ['Привет, как дела? Сегодня хорошая погода.', 'नमस्ते, आप कैसे हैं? आज मौसम अच्छा है।', 'สวัสดีครับ วันนี้อากาศดีมาก', 'مرحبا، كيف حالك اليوم؟', 'שלום, מה שלומך היום?', '😀🎉🚀👍🔥', 'Ελληνικά κείμενα εδώ', 'ნუ გეშინია']) {
+      expect(count(t), t).toBeGreaterThanOrEqual(o200k(t));
+    }
+    expect(count('😀')).toBe(2); // one character, not two UTF-16 units at the Latin rate
+  });
+
   it('uses the configured rates', () => {
     const c = createTokenCounter({ token_estimator: { cjk_per_char: 2, other_per_char: 0.5 } });
     expect(c.textCounter(model('x', 'estimate'))('ab你')).toBe(3);

@@ -247,8 +247,17 @@ export const ConfigSchema = z.strictObject({
     .default({ timezone: 'UTC' }),
   /** Estimator for backends without an exact tokenizer. */
   token_estimator: z
-    .strictObject({ cjk_per_char: z.number().positive().default(1.5), other_per_char: z.number().positive().default(0.25) })
-    .default({ cjk_per_char: 1.5, other_per_char: 0.25 }),
+    .strictObject({
+      cjk_per_char: z.number().positive().default(1.5),
+      /** Cyrillic, Greek, Armenian, Georgian. */
+      alphabet_per_char: z.number().positive().default(0.6),
+      /** Indic, Thai, Lao, Khmer, Myanmar, Tibetan, Arabic, Hebrew, Syriac, Thaana. */
+      script_per_char: z.number().positive().default(1),
+      /** Characters outside the Basic Multilingual Plane: emoji, rare CJK. */
+      astral_per_char: z.number().positive().default(2),
+      other_per_char: z.number().positive().default(0.25),
+    })
+    .default({ cjk_per_char: 1.5, alphabet_per_char: 0.6, script_per_char: 1, astral_per_char: 2, other_per_char: 0.25 }),
   backends: z.record(z.string(), BackendSchema).default({}),
   models: z.record(z.string(), ModelSchema).default({}),
   routes: z.array(RouteSchema).default([]),
