@@ -163,7 +163,15 @@ describe('Anthropic request translation', () => {
     { name: 'a conversation of system messages only', in: { messages: [{ role: 'system', content: 'be brief' }] }, param: 'messages' },
     { name: 'logprobs', in: { messages: [{ role: 'user', content: 'x' }], logprobs: true }, param: 'logprobs' },
     { name: 'an unknown response_format', in: { messages: [{ role: 'user', content: 'x' }], response_format: { type: 'yaml' } }, param: 'response_format' },
+    { name: 'the deprecated functions', in: { messages: [{ role: 'user', content: 'x' }], functions: [{ name: 'f', parameters: { type: 'object' } }] }, param: 'functions' },
+    { name: 'the deprecated function_call', in: { messages: [{ role: 'user', content: 'x' }], function_call: 'auto' }, param: 'function_call' },
+    { name: 'tool arguments that are a number', in: { messages: [{ role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: 42 } }] }] }, param: 'messages.0.tool_calls.0.function.arguments' },
   ];
+
+  it('takes tool-call arguments sent as an object (not a JSON string) as that object', () => {
+    const obj = build({ messages: [{ role: 'user', content: 'q' }, { role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: { city: 'Paris' } } }] }, { role: 'tool', tool_call_id: 'c', content: 'sunny' }] }).body;
+    expect(JSON.stringify(obj.messages)).toContain('"input":{"city":"Paris"}');
+  });
 
   it('asks for JSON in the system prompt for response_format, and drops empty stop strings', () => {
     const obj = build({ messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'x' }], response_format: { type: 'json_object' }, stop: ['', 'END'] }).body;

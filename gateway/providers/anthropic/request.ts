@@ -87,6 +87,10 @@ function toolUseBlocks(toolCalls: unknown, param: string): AnthropicContentBlock
     }
     const args = tc.function.arguments;
     let input: unknown = {};
+    // Arguments are a JSON string in OpenAI's format; an object sent as is (some clients
+    // do) is taken as the object it is, anything else is refused.
+    if (isObj(args)) input = args;
+    else if (args !== undefined && args !== null && typeof args !== 'string') throw bad('Tool call arguments must be a JSON object.', `${p}.function.arguments`);
     if (typeof args === 'string' && args.trim() !== '') {
       try {
         input = JSON.parse(args);
@@ -211,6 +215,11 @@ export function buildAnthropicBody(endpoint: Endpoint, body: Json, opts: Anthrop
   if (messages.length === 0) throw bad('The conversation needs at least one user or assistant message besides the system prompt.', 'messages');
   for (const param of ['logprobs', 'top_logprobs'] as const) {
     if (body[param] !== undefined && body[param] !== null && body[param] !== false) throw bad(`This model's backend cannot return ${param}.`, param);
+  }
+  // The deprecated function-calling fields: refused, not dropped (the model would answer
+  // as if it had no functions).
+  for (const param of ['functions', 'function_call'] as const) {
+    if (body[param] !== undefined && body[param] !== null) throw bad(`${param} is deprecated and not translated for this model's backend; use tools and tool_choice.`, param);
   }
 
   const format = jsonFormatInstruction(body.response_format);
