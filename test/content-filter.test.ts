@@ -106,6 +106,33 @@ describe('completion-side redaction', () => {
     expect(state.text).toBe('Mail [REDACTED_EMAIL] now');
     expect(st.redactions).toBe(1);
   });
+
+  it('redacts each choice of an n > 1 stream on its own, whatever their interleaving (chat and completions)', () => {
+    for (const legacy of [false, true]) {
+      const state = { done: false, toolCalls: [], contentChars: 0 };
+      const piece = (index: number, content: string, finish: string | null = null) =>
+        `data: ${JSON.stringify({ id: 'c1', object: legacy ? 'text_completion' : 'chat.completion.chunk', created: 1, model: 'm', choices: [legacy ? { index, text: content, logprobs: null, finish_reason: finish } : { index, delta: content ? { content } : {}, logprobs: null, finish_reason: finish }] })}\n\n`;
+      const script = [piece(0, 'A: ann@ex'), piece(1, 'B: bob@ex'), piece(0, 'ample.org!'), piece(1, 'ample.net?'), piece(0, '', 'stop'), piece(1, '', 'stop') + 'data: [DONE]\n\n'];
+      let i = 0;
+      const st = redactStreamTranslator({ state, push: () => script[i++]! });
+      let out = '';
+      for (let n = 0; n < script.length; n++) out += st.push({ data: '' });
+      const texts = ['', ''];
+      const finishes: Array<string | null> = [null, null];
+      for (const e of out.split('\n\n').filter((x) => x.startsWith('data: {'))) {
+        for (const c of JSON.parse(e.slice(6)).choices) {
+          texts[c.index] += (legacy ? c.text : c.delta.content) ?? '';
+          if (c.finish_reason) {
+            expect(finishes[c.index]).toBeNull();
+            finishes[c.index] = c.finish_reason;
+          }
+        }
+      }
+      expect(texts).toEqual(['A: [REDACTED_EMAIL]!', 'B: [REDACTED_EMAIL]?']);
+      expect(finishes).toEqual(['stop', 'stop']);
+      expect(st.redactions).toBe(2);
+    }
+  });
 });
 
 function makeDeps(routes: unknown[]) {

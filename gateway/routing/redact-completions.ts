@@ -54,47 +54,64 @@ export function redactCompletionBody(body: string | Uint8Array): { body: string 
 }
 
 export function redactStreamTranslator(inner: StreamTranslator): StreamTranslator & { readonly redactions: number } {
-  const redactor = createStreamRedactor();
+  /** One redactor per choice index: with n > 1 the choices' deltas interleave. */
+  const perChoice = new Map<number, { redactor: ReturnType<typeof createStreamRedactor>; template: Chunk; legacy: boolean }>();
   const collecting = inner.state.text !== undefined;
   let redactedText = '';
-  /** The last content chunk seen, as a template for the chunk that carries the flushed rest. */
-  let template: Chunk | undefined;
-  let legacy = false;
+  let redactions = 0;
 
-  function flushChunk(): string {
-    const rest = redactor.flush();
-    if (rest === '' || !template) return '';
+  /** A chunk carrying the held-back rest of one choice, or '' when nothing is held. */
+  function flushChoice(index: number): string {
+    const c = perChoice.get(index);
+    if (!c) return '';
+    const rest = c.redactor.flush();
+    redactions += c.redactor.count;
+    perChoice.delete(index);
+    if (rest === '') return '';
     redactedText += rest;
-    const choice = legacy ? { index: 0, text: rest, logprobs: null, finish_reason: null } : { index: 0, delta: { content: rest }, logprobs: null, finish_reason: null };
-    return `data: ${JSON.stringify({ ...template, choices: [choice] })}\n\n`;
+    const choice = c.legacy ? { index, text: rest, logprobs: null, finish_reason: null } : { index, delta: { content: rest }, logprobs: null, finish_reason: null };
+    return `data: ${JSON.stringify({ ...c.template, choices: [choice] })}\n\n`;
+  }
+
+  function flushAll(): string {
+    let out = '';
+    for (const index of [...perChoice.keys()].sort((a, b) => a - b)) out += flushChoice(index);
+    return out;
   }
 
   function rewrite(event: string): string {
     if (!event.startsWith('data: ')) return `${event}\n\n`;
     const data = event.slice(6);
-    if (data === '[DONE]') return flushChunk() + `${event}\n\n`;
+    if (data === '[DONE]') return flushAll() + `${event}\n\n`;
     let chunk: Chunk;
     try {
       chunk = JSON.parse(data) as Chunk;
     } catch {
       return `${event}\n\n`;
     }
-    const choice = chunk.choices?.[0];
-    if (!choice) return flushChunk() + `${event}\n\n`; // usage chunk or error event
-    const isLegacy = typeof choice.text === 'string';
-    const content = isLegacy ? (choice.text as string) : choice.delta?.content;
+    if (!chunk.choices?.length) return flushAll() + `${event}\n\n`; // usage chunk or error event
     let prefix = '';
-    if (typeof content === 'string' && content !== '') {
-      legacy = isLegacy;
-      template = { ...chunk, choices: undefined };
-      const safe = redactor.push(content);
-      redactedText += safe;
-      if (isLegacy) choice.text = safe;
-      else choice.delta!.content = safe;
-      const hasMore = choice.finish_reason != null || (!isLegacy && Object.keys(choice.delta!).some((k) => k !== 'content'));
-      if (safe === '' && !hasMore) return '';
+    const kept: Choice[] = [];
+    for (const choice of chunk.choices) {
+      const index = typeof choice.index === 'number' ? choice.index : 0;
+      const isLegacy = typeof choice.text === 'string';
+      const content = isLegacy ? (choice.text as string) : choice.delta?.content;
+      if (typeof content === 'string' && content !== '') {
+        let c = perChoice.get(index);
+        if (!c) perChoice.set(index, (c = { redactor: createStreamRedactor(), template: { ...chunk, choices: undefined }, legacy: isLegacy }));
+        const safe = c.redactor.push(content);
+        redactedText += safe;
+        if (isLegacy) choice.text = safe;
+        else choice.delta!.content = safe;
+        const hasMore = choice.finish_reason != null || (!isLegacy && Object.keys(choice.delta!).some((k) => k !== 'content'));
+        if (safe === '' && !hasMore) continue; // entirely held back: this choice is not sent now
+      }
+      // Its end: the held-back rest goes first, in a chunk of its own.
+      if (choice.finish_reason != null) prefix += flushChoice(index);
+      kept.push(choice);
     }
-    if (choice.finish_reason != null) prefix = flushChunk();
+    if (kept.length === 0) return prefix;
+    chunk.choices = kept;
     return `${prefix}data: ${JSON.stringify(chunk)}\n\n`;
   }
 
@@ -111,7 +128,9 @@ export function redactStreamTranslator(inner: StreamTranslator): StreamTranslato
       return inner.state;
     },
     get redactions() {
-      return redactor.count;
+      let live = 0;
+      for (const c of perChoice.values()) live += c.redactor.count;
+      return redactions + live;
     },
   };
 }
