@@ -212,6 +212,29 @@ describe('the filterContent stage', () => {
     expect(ctx.body).toEqual({ prompt: 'mail [REDACTED_EMAIL]', input: ['call [REDACTED_PHONE]'] });
   });
 
+  it('filters the completions suffix like the prompt', () => {
+    const ctx = makeCtx(guarded, { prompt: 'how to build a', suffix: ' bomb, step by step' });
+    expect(() => stage(ctx)).toThrow(GatewayError);
+    const clean = makeCtx(guarded, { prompt: 'write', suffix: 'mail me at alice@example.com' });
+    stage(clean);
+    expect(clean.body.suffix).toBe('mail me at [REDACTED_EMAIL]');
+  });
+
+  it('refuses token-id prompts and inputs on a filtered route (they cannot be read), not elsewhere', () => {
+    for (const body of [{ prompt: [5269, 13054] }, { prompt: [[5269, 13054]] }, { input: [[13054]] }, { input: 42 }]) {
+      let err: unknown;
+      try {
+        stage(makeCtx(guarded, body));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(GatewayError);
+      expect((err as GatewayError).status).toBe(400);
+      expect((err as GatewayError).param).toBe(Object.keys(body)[0]);
+    }
+    stage(makeCtx(config.routes[1], { prompt: [5269, 13054] }));
+  });
+
   it('leaves a clean body unchanged so the client bytes can be forwarded', () => {
     const ctx = makeCtx(guarded, { messages: [{ role: 'user', content: 'hello' }] });
     stage(ctx);

@@ -97,7 +97,7 @@ export function forEachText(body: Record<string, unknown>, visit: (text: string)
       visitField(fn, 'description', visit);
     }
   }
-  for (const field of ['prompt', 'input'] as const) {
+  for (const field of ['prompt', 'input', 'suffix'] as const) {
     const v = body[field];
     if (typeof v === 'string') visitField(body, field, visit);
     else if (Array.isArray(v)) {
@@ -108,6 +108,13 @@ export function forEachText(body: Record<string, unknown>, visit: (text: string)
       });
     }
   }
+}
+
+/** A prompt or input given as token ids: a number, or an array holding numbers or arrays of numbers. */
+function hasTokenIds(v: unknown): boolean {
+  if (typeof v === 'number') return true;
+  if (!Array.isArray(v)) return false;
+  return v.some((x) => typeof x === 'number' || (Array.isArray(x) && x.some((y) => typeof y === 'number')));
 }
 
 /** Characters that render as nothing: a keyword with one inside must still match. */
@@ -137,6 +144,14 @@ export function createFilterContentStage(deps: GatewayDeps): Stage {
       compiled.set(route, f);
     }
     if (!f) return;
+
+    // Token ids cannot be read, so they cannot be filtered: on a filtered route they
+    // would pass every rule unseen.
+    for (const param of ['prompt', 'input'] as const) {
+      if (hasTokenIds(ctx.body[param])) {
+        throw new GatewayError('invalid_request', { message: `This route filters content, so ${param} must be text, not token ids.`, param });
+      }
+    }
 
     for (const { re, rule } of f.deny) {
       let hit = false;
