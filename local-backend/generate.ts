@@ -64,9 +64,9 @@ function commonOptions(params: SamplingParams, hooks: GenerateHooks, maxTokens: 
   };
 }
 
-function resolveMaxTokens(params: SamplingParams, promptTokens: number, contextSize: number): number {
+function resolveMaxTokens(params: SamplingParams, promptTokens: number, contextSize: number, param: 'messages' | 'prompt' = 'messages'): number {
   if (promptTokens >= contextSize) {
-    throw new GatewayError('context_length_exceeded', { message: `The prompt has ${promptTokens} tokens; the context window of this model is ${contextSize}.`, param: 'messages' });
+    throw new GatewayError('context_length_exceeded', { message: `The prompt has ${promptTokens} tokens; the context window of this model is ${contextSize}.`, param });
   }
   // Generation stops where the window ends (finish_reason length), whatever max_tokens
   // says: node-llama-cpp's context shift cannot shrink a chat prompt, and failed with a 500.
@@ -126,7 +126,7 @@ export async function generateCompletion(
   const model = sequence.model;
   const bos = model.tokens.shouldPrependBosToken && model.tokens.bos !== null ? 1 : 0;
   const promptTokens = model.tokenize(prompt).length + bos;
-  const maxTokens = resolveMaxTokens(params, promptTokens, sequence.contextSize);
+  const maxTokens = resolveMaxTokens(params, promptTokens, sequence.contextSize, 'prompt');
   const counter = tokenCounter(hooks);
   const before = sequence.tokenMeter.usedOutputTokens;
   const completion = new LlamaCompletion({ contextSequence: sequence });

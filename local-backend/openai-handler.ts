@@ -282,6 +282,10 @@ export function createOpenAIHandler(engine: LocalEngine, opts: HandlerOptions = 
     const req = parse(EmbeddingRequestSchema, body);
     const inputs = typeof req.input === 'string' ? [req.input] : req.input;
     const r = await engine.embed(inputs, signal);
+    const size = r.vectors[0]?.length;
+    if (req.dimensions != null && size !== undefined && req.dimensions !== size) {
+      throw new GatewayError('invalid_request', { message: `This model's embeddings have ${size} dimensions; it cannot return ${req.dimensions}.`, param: 'dimensions' });
+    }
     return jsonResponse(embeddingList(req.model ?? engine.options.modelId, r.vectors, r.promptTokens, req.encoding_format === 'base64'));
   }
 

@@ -70,7 +70,11 @@ export const ChatRequestSchema = z.looseObject({
 export const CompletionRequestSchema = z.looseObject({
   ...Sampling,
   prompt: z.union([z.string(), z.array(z.string()).length(1)]),
-  logprobs: z.literal(0).nullish(),
+  // What this backend cannot do is refused, never ignored: logprobs (0 asks for the
+  // sampled tokens' own), a suffix (insertion), several candidates (best_of).
+  logprobs: z.null().optional(),
+  suffix: z.union([z.null(), z.literal('')]).optional(),
+  best_of: z.literal(1).nullish(),
   echo: z.boolean().nullish(),
 });
 
@@ -78,6 +82,8 @@ export const EmbeddingRequestSchema = z.looseObject({
   model: z.string().optional(),
   input: z.union([z.string(), z.array(z.string()).min(1)]),
   encoding_format: z.enum(['float', 'base64']).nullish(),
+  /** Only the model's own size: its vectors cannot be shortened (checked against the model). */
+  dimensions: z.number().int().positive().nullish(),
 });
 
 export type ChatRequest = z.infer<typeof ChatRequestSchema>;

@@ -151,7 +151,7 @@ describe('Anthropic request translation', () => {
     expect(body.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'Once upon a time' }] }]);
   });
 
-  const refusals: Array<{ name: string; in: Record<string, unknown>; param: string; endpoint?: 'embeddings' }> = [
+  const refusals: Array<{ name: string; in: Record<string, unknown>; param: string; endpoint?: 'embeddings' | 'completions' }> = [
     { name: 'embeddings', in: { input: 'x' }, param: 'model', endpoint: 'embeddings' },
     { name: 'n greater than 1', in: { messages: [{ role: 'user', content: 'x' }], n: 2 }, param: 'n' },
     { name: 'tool arguments that are not JSON', in: { messages: [{ role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{oops' } }] }] }, param: 'messages.0.tool_calls.0.function.arguments' },
@@ -165,6 +165,9 @@ describe('Anthropic request translation', () => {
     { name: 'an unknown response_format', in: { messages: [{ role: 'user', content: 'x' }], response_format: { type: 'yaml' } }, param: 'response_format' },
     { name: 'the deprecated functions', in: { messages: [{ role: 'user', content: 'x' }], functions: [{ name: 'f', parameters: { type: 'object' } }] }, param: 'functions' },
     { name: 'the deprecated function_call', in: { messages: [{ role: 'user', content: 'x' }], function_call: 'auto' }, param: 'function_call' },
+    { name: 'a completions suffix', in: { prompt: 'x', suffix: ' end' }, param: 'suffix', endpoint: 'completions' },
+    { name: 'best_of above 1', in: { prompt: 'x', best_of: 3 }, param: 'best_of', endpoint: 'completions' },
+    { name: 'echo', in: { prompt: 'x', echo: true }, param: 'echo', endpoint: 'completions' },
     { name: 'tool arguments that are a number', in: { messages: [{ role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: 42 } }] }] }, param: 'messages.0.tool_calls.0.function.arguments' },
   ];
 

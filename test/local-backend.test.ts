@@ -173,6 +173,24 @@ describe('the standalone local backend (parallel: 2)', () => {
     }
   });
 
+  it('refuses the completions and embeddings parameters it cannot honour, naming them, instead of ignoring them', async () => {
+    const cases: Array<[string, Record<string, unknown>, string]> = [
+      ['/v1/completions', { prompt: 'hi', logprobs: 0 }, 'logprobs'],
+      ['/v1/completions', { prompt: 'hi', suffix: ' the end' }, 'suffix'],
+      ['/v1/completions', { prompt: 'hi', best_of: 3 }, 'best_of'],
+      ['/v1/embeddings', { model: 'local-embed', input: 'hi', dimensions: 8 }, 'dimensions'],
+      ['/v1/completions', { prompt: 'x'.repeat(3000) }, 'prompt'],
+    ];
+    for (const [path, body, param] of cases) {
+      const res = await fetch(`${server.url}${path}`, { method: 'POST', body: JSON.stringify({ max_tokens: 4, ...body }) });
+      expect(res.status, param).toBe(400);
+      expect(((await res.json()) as { error: { param: string } }).error.param).toBe(param);
+    }
+    // Its own size is fine.
+    const same = await client.embeddings.create({ model: 'local-embed', input: 'hi', dimensions: 64 });
+    expect(same.data[0]!.embedding).toHaveLength(64);
+  });
+
   it('refuses an empty embedding input and one that fills the whole window with a 400', async () => {
     for (const input of ['', ['a', ''], 'a'.repeat(2047)]) {
       const res = await fetch(`${server.url}/v1/embeddings`, { method: 'POST', body: JSON.stringify({ model: 'local-embed', input }) });

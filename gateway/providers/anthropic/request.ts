@@ -216,6 +216,12 @@ export function buildAnthropicBody(endpoint: Endpoint, body: Json, opts: Anthrop
   for (const param of ['logprobs', 'top_logprobs'] as const) {
     if (body[param] !== undefined && body[param] !== null && body[param] !== false) throw bad(`This model's backend cannot return ${param}.`, param);
   }
+  if (endpoint === 'completions') {
+    // Legacy completions features the Messages API has no way to express.
+    if (typeof body.suffix === 'string' && body.suffix !== '') throw bad('This model\'s backend cannot insert text before a suffix.', 'suffix');
+    if (body.best_of !== undefined && body.best_of !== null && body.best_of !== 1) throw bad('This model\'s backend supports only best_of = 1.', 'best_of');
+    if (body.echo === true) throw bad('This model\'s backend cannot echo the prompt.', 'echo');
+  }
   // The deprecated function-calling fields: refused, not dropped (the model would answer
   // as if it had no functions).
   for (const param of ['functions', 'function_call'] as const) {
