@@ -116,6 +116,18 @@ describe('stream replay of a cache entry', () => {
 });
 
 describe('assembling a cache entry from a stream', () => {
+  it("keeps a legacy completions stream's logprobs (parallel arrays, concatenated across chunks)", () => {
+    const a = createStreamAssembler('completions');
+    const piece = (text: string, lp: Record<string, unknown>, finish: string | null = null) =>
+      `data: ${JSON.stringify({ id: 'cmpl-1', object: 'text_completion', created: 1, model: 'm', choices: [{ index: 0, text, logprobs: lp, finish_reason: finish }] })}\n\n`;
+    a.push(piece('Hel', { tokens: ['Hel'], token_logprobs: [-0.1], top_logprobs: [{ Hel: -0.1 }], text_offset: [0] }));
+    a.push(piece('lo', { tokens: ['lo'], token_logprobs: [-0.2], top_logprobs: [{ lo: -0.2 }], text_offset: [3] }, 'stop'));
+    a.push(`data: ${JSON.stringify({ id: 'cmpl-1', object: 'text_completion', created: 1, model: 'm', choices: [], usage })}\n\ndata: [DONE]\n\n`);
+    const response = a.finish({ done: true }) as { choices: Array<{ text: string; logprobs: unknown }> };
+    expect(response.choices[0]!.text).toBe('Hello');
+    expect(response.choices[0]!.logprobs).toEqual({ tokens: ['Hel', 'lo'], token_logprobs: [-0.1, -0.2], top_logprobs: [{ Hel: -0.1 }, { lo: -0.2 }], text_offset: [0, 3] });
+  });
+
   for (const [name, entry] of [['text', textEntry], ['tool calls', toolEntry]] as const) {
     it(`rebuilds the complete ${name} response from chunks in random splits`, () => {
       for (const seed of [1, 2, 3, 4, 5]) {

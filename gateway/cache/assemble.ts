@@ -28,7 +28,11 @@ interface ChoiceAcc {
   toolCalls: ToolCallAcc[];
   finishReason?: string;
   logprobs: unknown[] | null;
+  /** Legacy completions' logprobs, concatenated across chunks. */
+  legacyLogprobs?: Record<(typeof LEGACY_LOGPROB_FIELDS)[number], unknown[]>;
 }
+
+const LEGACY_LOGPROB_FIELDS = ['tokens', 'token_logprobs', 'top_logprobs', 'text_offset'] as const;
 
 export interface StreamEnd {
   /** The upstream stream reached its proper end (StreamState.done). */
@@ -80,6 +84,11 @@ export function createStreamAssembler(endpoint: CacheEndpoint): StreamAssembler 
       if (typeof raw.finish_reason === 'string') c.finishReason = raw.finish_reason;
       const lp = raw.logprobs as Json | null | undefined;
       if (lp && Array.isArray(lp.content)) (c.logprobs ??= []).push(...(lp.content as unknown[]));
+      if (endpoint === 'completions' && lp && typeof lp === 'object') {
+        // Legacy completions: parallel arrays per chunk, concatenated.
+        const acc = (c.legacyLogprobs ??= { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] });
+        for (const k of LEGACY_LOGPROB_FIELDS) if (Array.isArray(lp[k])) acc[k].push(...(lp[k] as unknown[]));
+      }
       if (endpoint === 'completions') {
         if (typeof raw.text === 'string') c.text += raw.text;
         continue;
@@ -120,7 +129,7 @@ export function createStreamAssembler(endpoint: CacheEndpoint): StreamAssembler 
   });
 
   const buildChoice = (index: number, c: ChoiceAcc): Json => {
-    if (endpoint === 'completions') return { text: c.text, index, logprobs: c.logprobs ? { content: c.logprobs } : null, finish_reason: c.finishReason };
+    if (endpoint === 'completions') return { text: c.text, index, logprobs: c.legacyLogprobs ?? (c.logprobs ? { content: c.logprobs } : null), finish_reason: c.finishReason };
     const message: Json = { role: c.role, content: c.content, refusal: c.refusal };
     const calls = c.toolCalls.filter(Boolean);
     if (calls.length) message.tool_calls = calls.map((t) => ({ id: t.id, type: t.type, function: { name: t.name, arguments: t.arguments } }));
