@@ -33,6 +33,7 @@ function promtool(...args: string[]) {
 /** The alerts the operations issue asks for: what each watches and its threshold. */
 const REQUIRED: { alert: string; metric: string; threshold: RegExp }[] = [
   { alert: 'SwitchyardHighRequestLatencyP99', metric: 'switchyard_request_duration_seconds_bucket', threshold: /histogram_quantile\(0\.99[\s\S]*\)\s*>\s*10\s*$/ },
+  { alert: 'SwitchyardHighTimeToFirstTokenP99', metric: 'switchyard_time_to_first_token_seconds_bucket', threshold: /histogram_quantile\(0\.99[\s\S]*\)\s*>\s*10\s*$/ },
   { alert: 'SwitchyardHighUpstreamLatencyP99', metric: 'switchyard_upstream_duration_seconds_bucket', threshold: /histogram_quantile\(0\.99[\s\S]*\)\s*>\s*30\s*$/ },
   { alert: 'SwitchyardBudgetBurnRateHigh', metric: 'switchyard_budget_limit_usd', threshold: /1\.2 \*/ },
   { alert: 'SwitchyardHigh5xxRate', metric: 'switchyard_requests_total', threshold: />\s*0\.01\s*$/ },

@@ -221,7 +221,10 @@ describe('Kubernetes cross-references', () => {
     const ing = find(base, 'Ingress', 'switchyard')!;
     const a = ing.metadata.annotations;
     expect(a['nginx.ingress.kubernetes.io/proxy-buffering']).toBe('off');
-    expect(a['nginx.ingress.kubernetes.io/proxy-read-timeout']).toBe('300');
+    // Longer than every backend's timeout_ms in the shipped config: the gateway's own 504 comes first.
+    const timeouts = [...readFileSync(join(ROOT, 'deploy/k8s/base/gateway.yaml'), 'utf8').matchAll(/timeout_ms:\s*(\d+)/g)].map((m) => Number(m[1]));
+    expect(timeouts.length).toBeGreaterThan(0);
+    expect(Number(a['nginx.ingress.kubernetes.io/proxy-read-timeout']) * 1000).toBeGreaterThan(Math.max(...timeouts));
     expect(a['nginx.ingress.kubernetes.io/proxy-body-size']).toMatch(/^\d+[mk]?$/);
     expect(Number(a['nginx.ingress.kubernetes.io/limit-rps'])).toBeGreaterThan(0);
     expect(a['cert-manager.io/cluster-issuer'] ?? a['cert-manager.io/issuer']).toBeTruthy();
