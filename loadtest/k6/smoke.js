@@ -1,6 +1,8 @@
 // Smoke: one user, a handful of requests — is the deployment up and answering
 // correctly? Run before every load test and after every deploy.
 //   k6 run -e BASE_URL=http://127.0.0.1:8080 -e API_KEY=sk-... loadtest/k6/smoke.js
+// Through the public Ingress, which serves only /v1, add -e PROBES=false: /health and
+// /ready stay in-cluster.
 import http from 'k6/http';
 import { check, sleep } from 'k6';
 import { HEADERS, URLS } from './lib/config.js';
@@ -17,9 +19,13 @@ export const options = {
   },
 };
 
+const PROBES = (__ENV.PROBES || 'true') !== 'false';
+
 export default function () {
-  check(http.get(URLS.health), { 'health: 200': (r) => r.status === 200 });
-  check(http.get(URLS.ready), { 'ready: 200': (r) => r.status === 200 });
+  if (PROBES) {
+    check(http.get(URLS.health), { 'health: 200': (r) => r.status === 200 });
+    check(http.get(URLS.ready), { 'ready: 200': (r) => r.status === 200 });
+  }
   const models = http.get(URLS.models, { headers: HEADERS, tags: { name: 'models' } });
   check(models, {
     'models: 200': (r) => r.status === 200,
