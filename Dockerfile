@@ -50,11 +50,18 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=120s --retries=3 \
 ENTRYPOINT ["switchyard-local-backend"]
 CMD ["--model", "/models/model.gguf", "--host", "0.0.0.0", "--port", "8081"]
 
+# ---- gateway-deps: what the gateway image needs of them ----------------------------
+# The gateway runs its in-process llama.cpp backend on the CPU of a slim image: the
+# CUDA and Vulkan builds of node-llama-cpp (~600 MB) cannot load there. GPU serving is
+# the local-backend image above, which keeps them.
+FROM deps AS gateway-deps
+RUN rm -rf node_modules/@node-llama-cpp/linux-x64-cuda node_modules/@node-llama-cpp/linux-x64-cuda-ext node_modules/@node-llama-cpp/linux-x64-vulkan
+
 # ---- runtime: the gateway (last stage = default target) ----------------------------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
-COPY --from=deps --chown=root:root /app/node_modules ./node_modules
+COPY --from=gateway-deps --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin

@@ -94,7 +94,13 @@ describe('Dockerfile', () => {
     expect(runtime.image).toBe('node:20-slim');
     const copiesModules = runtime.instructions.filter((i) => i.cmd === 'COPY' && /node_modules/.test(i.args));
     expect(copiesModules.length).toBeGreaterThan(0);
-    for (const c of copiesModules) expect(c.args, 'runtime node_modules must come from the deps stage').toMatch(/--from=deps\b/);
+    for (const c of copiesModules) expect(c.args, 'runtime node_modules must come from the production deps').toMatch(/--from=(gateway-)?deps\b/);
+    // The gateway image drops the GPU builds of node-llama-cpp it cannot load; the GPU image keeps them.
+    const gatewayDeps = stage('gateway-deps');
+    expect(gatewayDeps.image).toBe('deps');
+    expect(gatewayDeps.instructions.some((i) => i.cmd === 'RUN' && /rm -rf .*linux-x64-cuda\b.*linux-x64-cuda-ext.*linux-x64-vulkan/.test(i.args))).toBe(true);
+    const local = stage('local-backend');
+    expect(local.instructions.some((i) => i.cmd === 'COPY' && /--from=deps\b.*node_modules/.test(i.args))).toBe(true);
   });
 
   it('makes the gateway the default target: last stage, non-root, port 8080, /health check, dist/gateway/main.js', () => {
