@@ -122,6 +122,7 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
       responseHeaders: {},
       status: 0,
       upstreamNs: 0n,
+      waitNs: 0n,
       onEnd: [],
       locals: {},
     };

@@ -31,6 +31,7 @@ function ctxWith(id: string, model: string | undefined, extra: Partial<RequestCo
     status: 200,
     startNs: start,
     upstreamNs: 1_000_000n,
+    waitNs: 0n,
     firstByteNs: start + 500_000n,
     usage: { prompt_tokens: 21, completion_tokens: 3 },
     ...extra,
@@ -67,7 +68,7 @@ describe('access line', () => {
 
   it('writes nulls for what the request never got to, and the error of a failed one', () => {
     const { out, finalize } = capture();
-    const bare = { id: 'r2', endpoint: 'chat', stream: false, status: 404, startNs: process.hrtime.bigint(), upstreamNs: 0n } as unknown as RequestContext;
+    const bare = { id: 'r2', endpoint: 'chat', stream: false, status: 404, startNs: process.hrtime.bigint(), upstreamNs: 0n, waitNs: 0n } as unknown as RequestContext;
     finalize(bare, new GatewayError('model_not_found', { message: 'no "such" model' }));
     finalize({ ...bare, id: 'r3', status: 500 } as RequestContext, new Error('boom "x"'));
     const [a, b] = out.map((l) => JSON.parse(l));

@@ -21,7 +21,7 @@ function ctxFor(config: Config, body: Record<string, unknown>, routeContext?: 't
     id: 't', config, endpoint: 'chat', body, rawBody: Buffer.from(JSON.stringify(body)), bodyChanged: false, modelAlias: alias, stream: false, candidates: [],
     target: { alias, model, backendName: model.backend, backend: {} },
     route: routeContext ? { name: 'r', context: routeContext } : undefined,
-    responseHeaders: {}, status: 0, upstreamNs: 0n, onEnd: [], locals: {},
+    responseHeaders: {}, status: 0, upstreamNs: 0n, waitNs: 0n, onEnd: [], locals: {},
   } as unknown as RequestContext;
 }
 

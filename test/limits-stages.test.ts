@@ -32,7 +32,7 @@ function ctxFor(config: Config, keyId: string | undefined, body: Record<string, 
     id: 't', config, endpoint: 'chat', body, bodyChanged: false, modelAlias: alias, stream: false, candidates: [],
     key: config.keys.find((k) => k.id === keyId), abort: new RequestCancellation(), res: { aborted: false },
     target: { alias, model, backendName: model.backend, backend: {} },
-    responseHeaders: {}, status: 0, upstreamNs: 0n, onEnd: [], locals: {},
+    responseHeaders: {}, status: 0, upstreamNs: 0n, waitNs: 0n, onEnd: [], locals: {},
   } as unknown as RequestContext;
 }
 

@@ -77,8 +77,12 @@ export function serveEntry(ctx: RequestContext, entry: CacheEntry, kind: CacheHi
  */
 export async function serveFollower(ctx: RequestContext, follower: Follower, waitMs: number, metrics: CacheMetrics): Promise<boolean> {
   const live = ctx.stream && sameShape(follower.shape, { stream: true, includeUsage: ctx.clientWantsUsage, model: ctx.modelAlias });
+  // A follower's wait is the leader's upstream call: not gateway overhead (and not an
+  // upstream call of its own, which would make a cut follower billable).
+  const waitStart = process.hrtime.bigint();
   if (!live) {
     const entry = await follower.result(waitMs);
+    ctx.waitNs += process.hrtime.bigint() - waitStart;
     if (!entry || ctx.res.aborted) return entry !== undefined;
     serveEntry(ctx, entry, 'coalesced', metrics);
     return true;
@@ -100,6 +104,7 @@ export async function serveFollower(ctx: RequestContext, follower: Follower, wai
     },
     waitMs,
   );
+  ctx.waitNs += process.hrtime.bigint() - waitStart;
   switch (outcome.kind) {
     case 'fall-through':
       return false;

@@ -58,6 +58,11 @@ export interface RequestContext {
   firstByteNs?: bigint;
   /** Time spent waiting on the upstream (headers + body), for the overhead figure. */
   upstreamNs: bigint;
+  /**
+   * Time spent waiting that is neither the gateway's work nor this request's upstream
+   * call: retry backoff, a coalesced follower waiting for its leader. Not overhead.
+   */
+  waitNs: bigint;
   errorCode?: string;
   /** Stream ended broken (cut, error event, client abort). */
   streamOutcome?: 'complete' | 'interrupted' | 'client_aborted' | 'upstream_error' | 'shutdown';

@@ -7,7 +7,7 @@ import type { RequestContext } from './context.js';
 
 /** Gateway time so far (total minus upstream wait), in ms. */
 export function overheadMs(ctx: RequestContext): number {
-  return Number(process.hrtime.bigint() - ctx.startNs - ctx.upstreamNs) / 1e6;
+  return Number(process.hrtime.bigint() - ctx.startNs - ctx.upstreamNs - ctx.waitNs) / 1e6;
 }
 
 export function responseHeaders(ctx: RequestContext, contentType: string): Record<string, string> {

@@ -22,7 +22,7 @@ export function createAccessLogFinalizer(deps: GatewayDeps): Finalizer {
       `"request_id":${str(ctx.id)},"key_id":${strOrNull(ctx.key?.id)},"model":${strOrNull(ctx.modelAlias)}` +
       `,"backend":${strOrNull(ctx.target?.backendName)},"upstream_model":${strOrNull(ctx.target?.model.model)}` +
       `,"endpoint":${str(ctx.endpoint)},"stream":${ctx.stream === true},"status":${num(ctx.status)}` +
-      `,"latency_ms":${ms(endNs - ctx.startNs)},"overhead_ms":${ms(endNs - ctx.startNs - ctx.upstreamNs)}` +
+      `,"latency_ms":${ms(endNs - ctx.startNs)},"overhead_ms":${ms(endNs - ctx.startNs - ctx.upstreamNs - ctx.waitNs)}` +
       `,"prompt_tokens":${numOrNull(ctx.usage?.prompt_tokens)},"completion_tokens":${numOrNull(ctx.usage?.completion_tokens)}`;
     if (ctx.stream && ctx.firstByteNs !== undefined) m += `,"ttfb_ms":${ms(ctx.firstByteNs - ctx.startNs)}`;
     if (ctx.streamOutcome && ctx.streamOutcome !== 'complete') m += `,"stream_outcome":${str(ctx.streamOutcome)}`;

@@ -41,6 +41,8 @@ function childrenFor(m: GatewayDeps['metrics'], model: string, backend: string) 
 export function createRecordMetricsFinalizer(deps: GatewayDeps): Finalizer {
   const m = deps.metrics;
   const cache = new Map<string, ReturnType<typeof childrenFor>>();
+  /** Function labels handed out so far, per model alias (string keys, bounded). */
+  const functionLabels = new Map<string, Set<string>>();
   return function recordMetrics(ctx: RequestContext) {
     const known = ctx.target !== undefined;
     const model = known ? ctx.target!.alias : '_unknown';
@@ -51,7 +53,7 @@ export function createRecordMetricsFinalizer(deps: GatewayDeps): Finalizer {
     const endNs = process.hrtime.bigint();
     c.requests(ctx.status).inc();
     c.duration.observe(Number(endNs - ctx.startNs) / NS);
-    c.overhead.observe(Number(endNs - ctx.startNs - ctx.upstreamNs) / NS);
+    c.overhead.observe(Number(endNs - ctx.startNs - ctx.upstreamNs - ctx.waitNs) / NS);
     if (known && ctx.upstreamNs > 0n) c.upstream.observe(Number(ctx.upstreamNs) / NS);
     if (ctx.stream && ctx.firstByteNs !== undefined) c.ttft.observe(Number(ctx.firstByteNs - ctx.startNs) / NS);
     // Only tokens that went to a backend: a cache hit's usage is what the client received, not what was spent.
@@ -59,14 +61,27 @@ export function createRecordMetricsFinalizer(deps: GatewayDeps): Finalizer {
       if (ctx.usage.prompt_tokens) c.prompt.inc(ctx.usage.prompt_tokens);
       if (ctx.usage.completion_tokens) c.completion.inc(ctx.usage.completion_tokens);
     }
-    if (ctx.toolCalls?.length && known) for (const fn of ctx.toolCalls) m.toolCalls.labels(model, boundedFunction(ctx, fn)).inc();
+    if (ctx.toolCalls?.length && known) for (const fn of ctx.toolCalls) m.toolCalls.labels(model, boundedFunction(ctx, fn, functionLabels, model)).inc();
     if (ctx.endpoint === 'chat') countToolResults(ctx, deps);
   };
 }
 
-/** A function name is a label only when the request declared it (bounded by the client's tools list). */
-function boundedFunction(ctx: RequestContext, name: string): string {
+/**
+ * Distinct function labels per model alias. Function names come from clients' tools
+ * lists, so a client declaring a new name per request could otherwise grow the metric
+ * without bound; past this many, further names count as `_other`.
+ */
+export const MAX_FUNCTION_LABELS = 100;
+
+/** A function name is a label only when the request declared it, and only within the per-model cap. */
+function boundedFunction(ctx: RequestContext, name: string, seen: Map<string, Set<string>>, model: string): string {
   const tools = ctx.body?.tools;
-  if (Array.isArray(tools) && tools.some((t) => (t as { function?: { name?: string } })?.function?.name === name)) return name.slice(0, 64);
-  return '_undeclared';
+  if (!(Array.isArray(tools) && tools.some((t) => (t as { function?: { name?: string } })?.function?.name === name))) return '_undeclared';
+  const label = name.slice(0, 64);
+  let names = seen.get(model);
+  if (!names) seen.set(model, (names = new Set()));
+  if (names.has(label)) return label;
+  if (names.size >= MAX_FUNCTION_LABELS) return '_other';
+  names.add(label);
+  return label;
 }

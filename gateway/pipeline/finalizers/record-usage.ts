@@ -2,7 +2,7 @@
  * recordUsage: prices what the request used (switchyard_cost_usd_total{model,key}) and,
  * for complexity-routed requests, what the reference model would have cost
  * (switchyard_routing_savings_usd_total). Reasoning tokens are part of completion
- * tokens and priced as output. Cache hits cost nothing here.
+ * tokens and priced as output. Cache hits cost nothing here unless cache.charge_hits.
  */
 import { recordCost } from '../../routing/cost.js';
 import type { Finalizer, RequestContext } from '../context.js';
@@ -11,7 +11,9 @@ import type { GatewayDeps } from '../deps.js';
 export function createRecordUsageFinalizer(deps: GatewayDeps): Finalizer {
   return function recordUsage(ctx: RequestContext) {
     if (!ctx.usage || !ctx.target) return;
-    if (ctx.cacheResult === 'hit' || ctx.cacheResult === 'semantic-hit' || ctx.cacheResult === 'coalesced') return;
+    // A cache answer cost nothing upstream; with cache.charge_hits the key is charged it
+    // anyway (budgets), and then it is priced here too, so both show the same spend.
+    if ((ctx.cacheResult === 'hit' || ctx.cacheResult === 'semantic-hit' || ctx.cacheResult === 'coalesced') && !ctx.config.cache.charge_hits) return;
     const r = recordCost(deps.metrics, deps.prices, {
       alias: ctx.target.alias,
       keyId: ctx.key?.id ?? 'anonymous',

@@ -316,12 +316,17 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
           if (err.action === 'next' || a + 1 >= attempts || !policy) break;
           const delay = retryDelayMs(a, policy, err.retryAfterMs);
           if (delay === undefined) break; // the upstream asked for longer than we may wait: next candidate
-          metrics.retries.labels(target.backendName).inc();
+          // Waiting to retry is not time spent in the gateway (nor on the upstream).
+          const waitStart = process.hrtime.bigint();
           try {
             await sleep(delay, ctx.abort.signal);
           } catch {
             throw lastError;
+          } finally {
+            ctx.waitNs += process.hrtime.bigint() - waitStart;
           }
+          // Counted once it happens: a client that left during the wait got no retry.
+          metrics.retries.labels(target.backendName).inc();
         }
       }
     }
