@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../gateway/logger.js';
 import { createAccessLogFinalizer } from '../gateway/pipeline/finalizers/access-log.js';
-import { GatewayError } from '../gateway/errors.js';
+import { GatewayError, UpstreamHttpError } from '../gateway/errors.js';
 import type { RequestContext } from '../gateway/pipeline/context.js';
 import type { GatewayDeps } from '../gateway/pipeline/deps.js';
 
@@ -71,7 +71,9 @@ describe('access line', () => {
     const bare = { id: 'r2', endpoint: 'chat', stream: false, status: 404, startNs: process.hrtime.bigint(), upstreamNs: 0n, waitNs: 0n } as unknown as RequestContext;
     finalize(bare, new GatewayError('model_not_found', { message: 'no "such" model' }));
     finalize({ ...bare, id: 'r3', status: 500 } as RequestContext, new Error('boom "x"'));
-    const [a, b] = out.map((l) => JSON.parse(l));
+    finalize({ ...bare, id: 'r4', status: 503 } as RequestContext, new UpstreamHttpError(503, '{"error":{"message":"overloaded"}}'));
+    const [a, b, c] = out.map((l) => JSON.parse(l));
+    expect(c).toMatchObject({ status: 503, error_code: 'upstream_503' });
     expect(a).toMatchObject({ level: 'info', key_id: null, model: null, backend: null, upstream_model: null, prompt_tokens: null, completion_tokens: null, stream: false, error_code: 'model_not_found' });
     expect(a.err).toBeUndefined();
     expect(b).toMatchObject({ level: 'error', error_code: 'Error', err: { message: 'boom "x"' } });

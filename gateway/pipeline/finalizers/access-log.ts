@@ -2,7 +2,7 @@
  * accessLog: one JSON line per request. Never logs headers or bodies, so no secret
  * can reach the log from here; the logger's redaction covers everything else.
  */
-import { GatewayError } from '../../errors.js';
+import { GatewayError, UpstreamHttpError } from '../../errors.js';
 import type { Finalizer, RequestContext } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import { createAccessLineWriter } from '../../logger.js';
@@ -31,7 +31,7 @@ export function createAccessLogFinalizer(deps: GatewayDeps): Finalizer {
     if (ctx.routeInfo) m += `,"route":${JSON.stringify(ctx.routeInfo)}`;
     if (ctx.cacheResult) m += `,"cache":${str(ctx.cacheResult)}`;
     if (error) {
-      m += `,"error_code":${str(error instanceof GatewayError ? error.code : String((error as { name?: string })?.name ?? 'error'))}`;
+      m += `,"error_code":${str(errorCode(error))}`;
       // Unknown errors: the detail goes to the log only, the client got a generic 500.
       if (!(error instanceof GatewayError) || error.status >= 500) m += `,"err":${JSON.stringify(describe(error))}`;
     }
@@ -48,6 +48,13 @@ const num = (x: number): string => (Number.isFinite(x) ? String(x) : 'null');
 const numOrNull = (x: number | null | undefined): string => (x == null ? 'null' : num(x));
 /** Nanoseconds as milliseconds to the microsecond. */
 const ms = (ns: bigint): number => Math.round(Number(ns) / 1e3) / 1e3;
+
+/** What the log calls an error: the gateway's code; an upstream's answer as upstream_<status>; else the error's name. */
+function errorCode(error: unknown): string {
+  if (error instanceof GatewayError) return error.code;
+  if (error instanceof UpstreamHttpError) return `upstream_${error.status}`;
+  return String((error as { name?: string })?.name ?? 'error');
+}
 
 function describe(err: unknown): Record<string, unknown> {
   const e = err as { message?: string; code?: string; detail?: unknown; stack?: string };
