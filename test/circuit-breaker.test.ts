@@ -33,7 +33,7 @@ describe('the circuit breaker', () => {
     expect(cb.retryInMs()).toBe(1800);
     c.advance(1800);
     expect(cb.retryInMs()).toBe(0);
-    expect(cb.tryAcquire()).toBe(true); // the half-open probe is out
+    expect(cb.tryAcquire()).toBeTruthy(); // the half-open probe is out
     expect(cb.retryInMs()).toBe(3000);
     cb.onSuccess();
     expect(cb.retryInMs()).toBe(0);
@@ -53,13 +53,13 @@ describe('the circuit breaker', () => {
     cb.onFailure();
     c.advance(1000);
     expect(cb.available()).toBe(true);
-    expect(cb.tryAcquire()).toBe(true);
+    expect(cb.tryAcquire()).toBeTruthy();
     expect(cb.state).toBe('half_open');
     expect(cb.tryAcquire()).toBe(false);
     expect(cb.available()).toBe(false);
     cb.onSuccess();
     expect(cb.state).toBe('closed');
-    expect(cb.tryAcquire()).toBe(true);
+    expect(cb.tryAcquire()).toBeTruthy();
   });
 
   it('reopens for a new cooldown when the probe fails', () => {
@@ -73,7 +73,7 @@ describe('the circuit breaker', () => {
     c.advance(500);
     expect(cb.tryAcquire()).toBe(false);
     c.advance(500);
-    expect(cb.tryAcquire()).toBe(true);
+    expect(cb.tryAcquire()).toBeTruthy();
   });
 
   it('frees the probe when its attempt ended without a verdict, and gives up on a probe that never reports', () => {
@@ -81,12 +81,35 @@ describe('the circuit breaker', () => {
     const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 1, cooldown_ms: 1000 }), { now: c.now });
     cb.onFailure();
     c.advance(1000);
-    expect(cb.tryAcquire()).toBe(true);
+    expect(cb.tryAcquire()).toBeTruthy();
     cb.release();
-    expect(cb.tryAcquire()).toBe(true);
+    expect(cb.tryAcquire()).toBeTruthy();
     expect(cb.tryAcquire()).toBe(false);
     c.advance(1000);
-    expect(cb.tryAcquire()).toBe(true);
+    expect(cb.tryAcquire()).toBeTruthy();
+  });
+
+  it('lets only the probe decide a half-open circuit: attempts admitted before it opened cannot', () => {
+    const c = clock();
+    const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 2, cooldown_ms: 1000 }), { now: c.now });
+    const slow = [cb.tryAcquire(), cb.tryAcquire(), cb.tryAcquire()]; // in flight while it opens
+    cb.onFailure(cb.tryAcquire() as number);
+    cb.onFailure(cb.tryAcquire() as number);
+    expect(cb.state).toBe('open');
+    c.advance(1000);
+    const probe = cb.tryAcquire();
+    expect(probe).toBeTruthy();
+    expect(cb.tryAcquire()).toBe(false);
+    // The old attempts end: aborted (no verdict), one even succeeds, one fails. None frees,
+    // closes or re-opens the circuit: the probe is still out and alone.
+    cb.release(slow[0] as number);
+    cb.onSuccess(slow[1] as number);
+    cb.onFailure(slow[2] as number);
+    expect(cb.state).toBe('half_open');
+    expect(cb.tryAcquire()).toBe(false);
+    // The probe's own verdict does.
+    cb.onSuccess(probe as number);
+    expect(cb.state).toBe('closed');
   });
 
   it('opens on the error rate over the window once enough requests were seen', () => {

@@ -36,13 +36,24 @@ export interface CircuitBreaker {
   available(): boolean;
   /** Milliseconds until a request may be let through again (0 when it may now): the Retry-After of a refusal. */
   retryInMs(): number;
-  /** Claims permission for one attempt (the probe when half-open). False: skip this backend. */
-  tryAcquire(): boolean;
-  onSuccess(): void;
-  onFailure(): void;
-  /** The attempt ended without a verdict: frees the probe if it held it. */
-  release(): void;
+  /**
+   * Claims permission for one attempt: a permit (NORMAL_PERMIT while closed, a probe
+   * number for the half-open probe), or false: skip this backend. Pass the permit back
+   * with the attempt's verdict: only the probe's verdict may close or re-open a
+   * half-open circuit — attempts let through before it opened must not (their successes
+   * or aborts would let more probes through).
+   */
+  tryAcquire(): Permit | false;
+  /** Verdicts without a permit (active health checks) count as probes. */
+  onSuccess(permit?: Permit): void;
+  onFailure(permit?: Permit): void;
+  /** The attempt ended without a verdict: frees the probe if this permit held it. */
+  release(permit?: Permit): void;
 }
+
+/** A permit: NORMAL_PERMIT, or the number of the half-open probe it is. Always truthy. */
+export type Permit = number;
+export const NORMAL_PERMIT = -1;
 
 const BUCKETS = 10;
 
@@ -58,6 +69,8 @@ export function createCircuitBreaker(health: HealthConfig, opts: CircuitBreakerO
   let consecutive = 0;
   let openedAt = 0;
   let probeAt: number | undefined;
+  /** The number of the current half-open probe (permits carry it). */
+  let probeId = 0;
 
   function setState(s: CircuitState): void {
     if (s === state) return;
@@ -117,15 +130,16 @@ export function createCircuitBreaker(health: HealthConfig, opts: CircuitBreakerO
       return Math.max(0, since + health.cooldown_ms - now());
     },
     tryAcquire() {
-      if (state === 'closed') return true;
+      if (state === 'closed') return NORMAL_PERMIT;
       if (state === 'open' && !cooled()) return false;
       if (state === 'half_open' && !probeFree()) return false;
       probeAt = now();
       setState('half_open');
-      return true;
+      return ++probeId;
     },
-    onSuccess() {
+    onSuccess(permit) {
       if (state === 'half_open') {
+        if (permit !== undefined && permit !== probeId) return; // not the probe's verdict
         reset();
         setState('closed');
         return;
@@ -134,16 +148,19 @@ export function createCircuitBreaker(health: HealthConfig, opts: CircuitBreakerO
       consecutive = 0;
       record(true);
     },
-    onFailure() {
-      if (state === 'half_open') return open();
+    onFailure(permit) {
+      if (state === 'half_open') {
+        if (permit !== undefined && permit !== probeId) return;
+        return open();
+      }
       if (state === 'open') return;
       consecutive++;
       const w = record(false);
       const rateTripped = health.error_rate !== undefined && w.total >= health.min_requests && w.failed / w.total >= health.error_rate;
       if (consecutive >= health.failure_threshold || rateTripped) open();
     },
-    release() {
-      if (state === 'half_open') probeAt = undefined;
+    release(permit) {
+      if (state === 'half_open' && (permit === undefined || permit === probeId)) probeAt = undefined;
     },
   };
 }

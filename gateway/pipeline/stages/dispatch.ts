@@ -15,7 +15,7 @@ import type { GatewayDeps } from '../deps.js';
 import { MAX_RESPONSE_BYTES, responseTooLarge, type UpstreamResponse } from '../../upstream/types.js';
 import type { Usage } from '../../providers/types.js';
 import { classifyUpstreamError } from '../../upstream/classify-error.js';
-import { isBackendFailure } from '../../upstream/circuit-breaker.js';
+import { isBackendFailure, NORMAL_PERMIT } from '../../upstream/circuit-breaker.js';
 import { isRetryableStatus, parseRetryAfter, relayableRetryAfter, retryAfterSeconds, retryDelayMs, sleep } from '../../upstream/retry.js';
 import { redactCompletionBody, redactStreamTranslator } from '../../routing/redact-completions.js';
 import { relayStream, type RelayHooks } from './relay-stream.js';
@@ -115,8 +115,9 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       );
     }
     const breaker = deps.breakers.get(name);
-    if (breaker && !breaker.tryAcquire()) {
-      throw new AttemptFailure(new GatewayError('backend_unavailable', { message: `The backend '${name}' is unavailable (circuit open).`, headers: { 'retry-after': retryAfterSeconds(breaker.retryInMs()) } }), 'next');
+    const permit = breaker ? breaker.tryAcquire() : NORMAL_PERMIT;
+    if (permit === false) {
+      throw new AttemptFailure(new GatewayError('backend_unavailable', { message: `The backend '${name}' is unavailable (circuit open).`, headers: { 'retry-after': retryAfterSeconds(breaker!.retryInMs()) } }), 'next');
     }
     const outcome: { verdict: 'success' | 'failure' | 'none' } = { verdict: 'none' };
     const admission = deps.admissions.get(name);
@@ -133,9 +134,9 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     } finally {
       ticket?.release();
       if (breaker) {
-        if (outcome.verdict === 'success') breaker.onSuccess();
-        else if (outcome.verdict === 'failure') breaker.onFailure();
-        else breaker.release();
+        if (outcome.verdict === 'success') breaker.onSuccess(permit);
+        else if (outcome.verdict === 'failure') breaker.onFailure(permit);
+        else breaker.release(permit);
       }
     }
   }
@@ -275,6 +276,10 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     ctx.streamOutcome = result.outcome;
     ctx.locals.streamState = st.state;
     ctx.toolCalls = st.state.toolCalls;
+    // A stream the backend broke (reset, timeout, no end, an error event) is a failure of
+    // the backend for its circuit breaker, even though its head said 200: a backend whose
+    // streams always die must be taken out of rotation.
+    if (result.outcome === 'interrupted' || result.outcome === 'upstream_error') setVerdict('failure');
     if (result.outcome === 'interrupted') {
       const reason = result.error ? classifyUpstreamError(result.error, false).reason : 'no_done';
       metrics.streamInterruptions.labels(name, reason).inc();

@@ -60,8 +60,13 @@ export function createResolveRouteStage(deps: GatewayDeps): Stage {
       if (!targets.has(ctx.modelAlias) && !d.route) {
         throw new GatewayError('model_not_found', { message: `The model '${ctx.modelAlias}' does not exist.`, param: 'model' });
       }
-      // Retry-After: the soonest any open circuit lets a probe through (never later than this model's).
-      const waits = [...deps.breakers.values()].map((b) => b.retryInMs()).filter((ms) => ms > 0);
+      // Retry-After: the soonest a circuit of this request's own candidates lets a probe
+      // through (an unrelated backend's short cooldown would promise too early a retry).
+      const r = d.route;
+      const primary = r?.targets?.map((t) => t.model) ?? (r?.complexity ? [r.complexity.simple, r.complexity.medium, r.complexity.complex, r.complexity.reasoning] : [ctx.modelAlias]);
+      const aliases = [...primary, ...(r?.fallbacks ?? [])];
+      const backends = new Set(aliases.map((a) => targets.get(a)?.backendName).filter((b): b is string => b !== undefined));
+      const waits = [...backends].map((b) => deps.breakers.get(b)?.retryInMs() ?? 0).filter((ms) => ms > 0);
       throw new GatewayError('backend_unavailable', { message: `Every backend for '${ctx.modelAlias}' is unavailable (circuit open).`, headers: { 'retry-after': retryAfterSeconds(waits.length ? Math.min(...waits) : 1000) } });
     }
     const first = targets.get(d.aliases[0]);
