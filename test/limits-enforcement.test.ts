@@ -29,7 +29,12 @@ beforeAll(async () => {
       models: {
         m: { backend: 'mock', model: 'gpt-4o-mini', price: PRICE },
         reasoning: { backend: 'cloud', model: 'o3-mini', price: PRICE },
+        tiny: { backend: 'mock', model: 'tiny-window', price: PRICE, context_window: 50 },
       },
+      routes: [
+        { name: 'fb-field', match: { model: 'think' }, targets: [{ model: 'reasoning' }], fallbacks: ['m'] },
+        { name: 'fb-window', match: { model: 'big' }, targets: [{ model: 'm' }], fallbacks: ['tiny'] },
+      ],
       keys: [
         { id: 'n', key: '${K_N}', budget: { usd_per_day: 10 } },
         { id: 'open', key: '${K_OPEN}', budget: { usd_per_day: 1000 } },
@@ -92,6 +97,22 @@ describe('budget and TPM reservations hold the backend to them', () => {
     expect(bodies[1]).toMatchObject({ max_completion_tokens: 4096 });
     expect(bodies[1]!.max_tokens).toBeUndefined();
     expect(bodies[2]).toMatchObject({ max_completion_tokens: 100, max_tokens: 100 });
+  });
+
+  it("gives a fallback the limit field its own backend understands, and skips one whose window is too small", async () => {
+    mock.enqueue({ status: 500 }, {});
+    await client(KEYS.OPEN).chat.completions.create({ model: 'think', messages: hi });
+    const [primary, fallback] = mock.requests.filter((r) => r.path === '/v1/chat/completions').map((r) => r.body as Record<string, unknown>);
+    expect(primary).toMatchObject({ model: 'o3-mini', max_completion_tokens: 4096 });
+    expect(primary!.max_tokens).toBeUndefined();
+    expect(fallback).toMatchObject({ model: 'gpt-4o-mini', max_tokens: 4096 });
+    expect(fallback!.max_completion_tokens).toBeUndefined();
+
+    mock.reset();
+    mock.enqueue({ status: 500 });
+    const err = await refusal(client(KEYS.OPEN).chat.completions.create({ model: 'big', messages: [{ role: 'user', content: 'a question longer than fifty tokens '.repeat(10) }], max_tokens: 10 }));
+    expect(err.status).toBe(500); // the first target's answer, not a 400 from a fallback that could never fit
+    expect(mock.requests.filter((r) => (r.body as { model?: string })?.model === 'tiny-window')).toHaveLength(0);
   });
 
   it('bills an answer that reports no usage by its length, not as zero completion tokens', async () => {

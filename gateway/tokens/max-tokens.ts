@@ -54,7 +54,7 @@ export function limitFieldFor(backendType: string | undefined): 'max_tokens' | '
  * backend may honour only one of them). True when the body changed (the caller sets
  * ctx.bodyChanged).
  */
-export function enforceMaxTokens(endpoint: Endpoint, body: Record<string, unknown>, perChoice: number, field: 'max_tokens' | 'max_completion_tokens' = 'max_tokens'): boolean {
+export function enforceMaxTokens(endpoint: Endpoint, body: Record<string, unknown>, perChoice: number, field: 'max_tokens' | 'max_completion_tokens' = 'max_tokens', onAdded?: (field: 'max_tokens' | 'max_completion_tokens') => void): boolean {
   if (endpoint === 'embeddings') return false;
   let changed = false;
   for (const field of ['max_tokens', 'max_completion_tokens'] as const) {
@@ -66,6 +66,7 @@ export function enforceMaxTokens(endpoint: Endpoint, body: Record<string, unknow
   }
   if (requestedMaxTokens(body) === undefined) {
     body[field] = perChoice;
+    onAdded?.(field);
     changed = true;
   }
   return changed;

@@ -140,7 +140,7 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
     const field = limitFieldFor(ctx.target?.backend.type);
     // The reservation is the worst case only if the backend is held to it: without a
     // limit in the body (or with a larger one) it could generate past what was reserved.
-    if (enforceMaxTokens(ctx.endpoint, ctx.body, perChoice, field)) ctx.bodyChanged = true;
+    if (enforceMaxTokens(ctx.endpoint, ctx.body, perChoice, field, (f) => (ctx.locals.addedLimitField = f))) ctx.bodyChanged = true;
 
     let result: ReserveResult = await budgets.reserve(scopes, priceUsd(model, prompt, completion), prompt + completion);
     if (!result.ok) {

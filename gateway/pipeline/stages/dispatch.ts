@@ -22,6 +22,7 @@ import { relayStream, type RelayHooks } from './relay-stream.js';
 import { maskSecretIn } from '../mask-secret.js';
 import { responseHeaders } from '../respond.js';
 import { completionCharsOf, estimateCompletionTokens, estimatePromptTokens } from '../estimate.js';
+import { completionAllowance, limitFieldFor } from '../../tokens/max-tokens.js';
 
 async function readAll(res: UpstreamResponse): Promise<Buffer> {
   if (res.bytes) {
@@ -93,6 +94,28 @@ function estimatedUsage(ctx: RequestContext, contentChars: number, uncountedEven
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, estimated: true };
 }
 
+/**
+ * The body sent to `target`: the request's, except that a completion limit the gateway
+ * added (budgets, TPM) is renamed to the field this target's backend understands
+ * (limitFieldFor) when a fallback's backend differs from the first target's.
+ */
+function bodyFor(ctx: RequestContext, target: Target): Record<string, unknown> {
+  const added = ctx.locals.addedLimitField as 'max_tokens' | 'max_completion_tokens' | undefined;
+  if (!added) return ctx.body;
+  const want = limitFieldFor(target.backend.type);
+  if (want === added) return ctx.body;
+  const body = { ...ctx.body, [want]: ctx.body[added] };
+  delete body[added];
+  return body;
+}
+
+/** Whether the request's prompt and completion allowance fit `target`'s context window (no window: yes). */
+function fitsWindow(ctx: RequestContext, target: Target): boolean {
+  const window = target.model.context_window;
+  if (!window || ctx.endpoint === 'embeddings') return true;
+  return estimatePromptTokens(ctx) + completionAllowance(ctx.endpoint, ctx.body, target.model, 0) <= window;
+}
+
 /** max_tokens the request may produce, for admission's token accounting. */
 function maxTokens(ctx: RequestContext, target: Target): number {
   const b = ctx.body;
@@ -148,7 +171,7 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     const injectUsage = ctx.stream && !ctx.clientWantsUsage && target.backend.inject_stream_usage;
     const upReq = translator.buildRequest({
       endpoint: ctx.endpoint,
-      body: ctx.body,
+      body: bodyFor(ctx, target),
       rawBody: ctx.rawBody,
       bodyChanged: ctx.bodyChanged,
       upstreamModel: target.model.model,
@@ -304,6 +327,12 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     let lastError: unknown;
     for (let c = 0; c < ctx.candidates.length; c++) {
       const target = ctx.candidates[c];
+      // A fallback with a smaller context window than the request needs would only answer
+      // 400 (the request was fitted to the first target): skip it.
+      if (c > 0 && !fitsWindow(ctx, target)) {
+        lastError ??= new GatewayError('context_length_exceeded', { param: 'messages', message: `The request does not fit the context window of '${target.alias}' (${target.model.context_window} tokens).` });
+        continue;
+      }
       if (c > 0) {
         metrics.fallbacks.labels(ctx.candidates[c - 1].alias, target.alias).inc();
         ctx.responseHeaders['x-switchyard-fallback'] = target.alias;

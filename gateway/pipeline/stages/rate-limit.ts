@@ -38,7 +38,7 @@ export function createRateLimitStage(deps: GatewayDeps, limits: LimitsStore): St
     const perChoice = needsTokens ? completionAllowance(ctx.endpoint, ctx.body, targetModel(ctx)) : 0;
     const completion = perChoice * (needsTokens ? choiceCount(ctx.endpoint, ctx.body) : 0);
     // The estimate is charged as the worst case: hold the backend to it.
-    if (needsTokens && enforceMaxTokens(ctx.endpoint, ctx.body, perChoice, limitFieldFor(ctx.target?.backend.type))) ctx.bodyChanged = true;
+    if (needsTokens && enforceMaxTokens(ctx.endpoint, ctx.body, perChoice, limitFieldFor(ctx.target?.backend.type), (f) => (ctx.locals.addedLimitField = f))) ctx.bodyChanged = true;
     const rules: RequestLimitRule[] = needsTokens ? probe.map((r) => (r.measure === 'tpm' ? { ...r, points: prompt + completion } : r)) : probe;
     const who = (r: RequestLimitRule) => (r.scope === 'global' ? 'the gateway' : `${r.scope} ${r.id.split(':')[1]}`);
 
