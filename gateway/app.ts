@@ -97,9 +97,18 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
     res.send(status, { 'content-type': type }, body);
 
   function plainError(req: HttpRequest, res: HttpResponse, err: unknown) {
-    // Errors outside the pipeline (404, 405, 413) still go through the one error table.
+    // Errors outside the pipeline (404, 405, 413) still go through the one error table,
+    // and are logged and counted like every request (an oversized-body flood shows up).
     const ctx = newContext(req, res, Buffer.alloc(0), gen, 'chat');
     respondError(ctx, err);
+    for (const fin of gen.pipeline.finalizers) {
+      try {
+        const r = fin(ctx, err);
+        if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch(() => {});
+      } catch {
+        /* a finalizer failing must not take the error answer down with it */
+      }
+    }
   }
 
   function newContext(req: HttpRequest, res: HttpResponse, body: Buffer, g: Generation, endpoint: Endpoint): RequestContext {

@@ -26,7 +26,7 @@ beforeAll(async () => {
       server: { host: '127.0.0.1', port: 0 },
       backends: { mock: { type: 'openai-compatible', base_url: mock.url, timeout_ms: 5000 } },
       models: { m: { backend: 'mock', model: 'gpt-4o-mini', price: PRICE }, r: { backend: 'mock', model: 'gpt-4o-mini', price: PRICE } },
-      routes: [{ name: 'retrying', match: { model: 'r' }, targets: [{ model: 'r' }], retries: { attempts: 2, backoff_ms: 300, max_backoff_ms: 300 } }],
+      routes: [{ name: 'retrying', match: { model: 'r' }, targets: [{ model: 'r' }], retries: { attempts: 2, backoff_ms: 300, max_backoff_ms: 2000 } }],
       keys: [{ id: 'k', key: '${OBS_KEY}', budget: { usd_per_day: 1000 } }],
       cache: { exact: { enabled: true }, charge_hits: true },
     },
@@ -92,24 +92,39 @@ describe('reported figures match charged figures', () => {
   });
 });
 
+describe('requests refused before the pipeline', () => {
+  it('are counted in switchyard_requests_total like every other request (404, 405, 413)', async () => {
+    const count = async (status: string) => scrape('switchyard_requests_total', { status });
+    const [n404, n405, n413] = [await count('404'), await count('405'), await count('413')];
+    expect((await fetch(`${gw.url}/v1/nope`)).status).toBe(404);
+    expect((await fetch(`${gw.url}/v1/chat/completions`)).status).toBe(405);
+    const big = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(11 * 1024 * 1024) }).catch(() => undefined);
+    if (big) expect(big.status).toBe(413);
+    expect(await count('404')).toBe(n404 + 1);
+    expect(await count('405')).toBe(n405 + 1);
+    if (big) expect(await count('413')).toBe(n413 + 1);
+  });
+});
+
 describe('overhead and retries', () => {
   it('leaves retry backoff out of the overhead figure', async () => {
-    mock.enqueue({ status: 500 }, {});
+    mock.enqueue({ status: 503, retryAfter: '1' }, {}); // a whole second of waiting, exactly
     const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: JSON.stringify({ model: 'r', messages: [{ role: 'user', content: 'flaky' }] }) });
     expect(res.status).toBe(200);
     expect(mock.requests.filter((r) => r.path === '/v1/chat/completions')).toHaveLength(2);
-    expect(Number(res.headers.get('x-switchyard-overhead-ms'))).toBeLessThan(150); // the 300 ms backoff is not the gateway's
+    expect(Number(res.headers.get('x-switchyard-overhead-ms'))).toBeLessThan(150); // the 1 s wait is not the gateway's
   });
 
   it('counts a retry only when it is made: not when the client left during the backoff', async () => {
     const before = await scrape('switchyard_retries_total');
-    mock.enqueue({ status: 500 }, {});
+    // Retry-After: 1 makes the wait exactly a second (the plain backoff is jittered and may be shorter than the client's patience).
+    mock.enqueue({ status: 503, retryAfter: '1' }, {});
     const ac = new AbortController();
     const p = fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: JSON.stringify({ model: 'r', messages: [{ role: 'user', content: 'leaves' }] }), signal: ac.signal }).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 100));
     ac.abort();
     await p;
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, 1200));
     expect(mock.requests.filter((r) => r.path === '/v1/chat/completions')).toHaveLength(1);
     expect(await scrape('switchyard_retries_total')).toBe(before);
   });
