@@ -1,9 +1,10 @@
 /**
  * The streaming contract of both HTTP servers (uWebSockets.js and node:http): every
  * chunk leaves as soon as it is written — nothing waits for more data — and a stream's
- * head reaches the client even while the first chunk is slow to come: node:http sends it
- * at once; uWS sends it with the first chunk, or alone after HEAD_ALONE_AFTER_MS with an
- * SSE comment line that SSE clients ignore.
+ * head reaches the client even while the first chunk is slow to come: both send it with
+ * the first chunk, or alone after HEAD_ALONE_AFTER_MS (uWS with an SSE comment line that
+ * SSE clients ignore). Until then it can be taken back (retractHead), so a stream that
+ * failed before its first event can still be answered with a plain error.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
@@ -37,6 +38,14 @@ describe.each(['uws', 'node'] as const)('%s server streaming', (kind) => {
       res.write('data: one\n\n');
       res.write('data: two\n\n');
       res.end();
+    },
+    '/retract': (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      setTimeout(() => {
+        const first = res.retractHead();
+        const second = res.retractHead(); // nothing left to take back
+        res.send(first && !second ? 502 : 500, { 'content-type': 'application/json' }, '{"error":{"message":"broke"}}');
+      }, 50);
     },
     '/empty': (res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -83,6 +92,12 @@ describe.each(['uws', 'node'] as const)('%s server streaming', (kind) => {
     expect(res.statusCode).toBe(200);
     expect(text).toBe('data: one\n\ndata: [DONE]\n\n');
     expect(seen.find((x) => x.text.includes('one'))!.at).toBeLessThan(400);
+  });
+
+  it('takes back a head that has not left yet, so a plain error can answer instead', async () => {
+    const r = await request(`${base}/retract`);
+    expect(r.statusCode).toBe(502);
+    expect(await r.body.text()).toBe('{"error":{"message":"broke"}}');
   });
 
   it('sends a head whose first chunk is ready with it, and an empty stream', async () => {

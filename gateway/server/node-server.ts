@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { HeaderList, HttpRequest, HttpResponse, HttpServer, RequestHandler, ServerOptions } from './types.js';
 import { GatewayError } from '../errors.js';
 import { ResponseLifecycle } from './response-lifecycle.js';
+import { HEAD_ALONE_AFTER_MS } from './head-timing.js';
 
 /** Time allowed for a request's head. */
 export const HEADERS_TIMEOUT_MS = 10_000;
@@ -15,9 +16,15 @@ export const HEADERS_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 120_000;
 
 class NodeResponse extends ResponseLifecycle implements HttpResponse {
+  /** A stream's head not yet on the wire: it leaves with the first write, or alone after HEAD_ALONE_AFTER_MS (as on uWS). */
+  private pendingHead: { status: number; headers: HeaderList } | undefined;
+  private headTimer: NodeJS.Timeout | undefined;
+
   constructor(private readonly res: ServerResponse) {
     super();
     res.on('close', () => {
+      if (this.headTimer) clearTimeout(this.headTimer);
+      this.headTimer = undefined;
       if (!res.writableFinished) this.markAborted();
     });
     res.on('drain', () => this.releaseDrain());
@@ -25,26 +32,51 @@ class NodeResponse extends ResponseLifecycle implements HttpResponse {
 
   send(status: number, headers: HeaderList, body: string | Uint8Array): void {
     if (this.aborted) return;
-    if (this.res.headersSent) return this.end();
+    if (this.pendingHead || this.res.headersSent) return this.end();
     headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
     this.res.writeHead(status, headers);
     this.res.end(body);
   }
 
   writeHead(status: number, headers: HeaderList): void {
-    if (this.aborted || this.res.headersSent) return;
-    this.res.writeHead(status, headers);
-    this.res.flushHeaders();
+    if (this.aborted || this.pendingHead || this.res.headersSent) return;
+    this.pendingHead = { status, headers };
+    this.headTimer = setTimeout(() => {
+      this.headTimer = undefined;
+      if (!this.takePendingHead()) return;
+      this.res.flushHeaders();
+    }, HEAD_ALONE_AFTER_MS);
+  }
+
+  retractHead(): boolean {
+    if (!this.pendingHead || this.aborted) return false;
+    if (this.headTimer) clearTimeout(this.headTimer);
+    this.headTimer = undefined;
+    this.pendingHead = undefined;
+    return true;
+  }
+
+  /** Puts the pending head on the response (it leaves with what is written next). */
+  private takePendingHead(): boolean {
+    const h = this.pendingHead;
+    if (!h || this.aborted) return false;
+    this.pendingHead = undefined;
+    if (this.headTimer) clearTimeout(this.headTimer);
+    this.headTimer = undefined;
+    this.res.writeHead(h.status, h.headers);
+    return true;
   }
 
   write(chunk: string | Uint8Array): Promise<void> | undefined {
     if (this.aborted || this.res.writableEnded) return undefined;
+    this.takePendingHead();
     if (this.res.write(chunk)) return undefined;
     return this.waitDrain();
   }
 
   end(chunk?: string | Uint8Array): void {
     if (this.aborted || this.res.writableEnded) return;
+    this.takePendingHead();
     this.res.end(chunk);
   }
 }

@@ -22,8 +22,17 @@ export interface HttpResponse {
   onAborted(cb: () => void): void;
   /** A complete response in one go. */
   send(status: number, headers: HeaderList, body: string | Uint8Array): void;
-  /** Start a streamed response. */
+  /**
+   * Start a streamed response. The head leaves with the first write, or alone after
+   * HEAD_ALONE_AFTER_MS (so header timeouts never fire while a model thinks).
+   */
   writeHead(status: number, headers: HeaderList): void;
+  /**
+   * Takes back a head given to writeHead that has not left yet (nothing written, the
+   * head timer not fired): a stream that failed before its first event can then be
+   * retried, or answered with a plain error status. False when it already left.
+   */
+  retractHead(): boolean;
   /**
    * Write a chunk of a streamed response. Returns undefined when the chunk was
    * taken, or a promise that resolves once the socket drained (backpressure).

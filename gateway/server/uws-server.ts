@@ -12,11 +12,13 @@ import type { HeaderList, HttpRequest, HttpResponse, HttpServer, RequestHandler,
 import { statusLine } from './status-lines.js';
 import { GatewayError } from '../errors.js';
 import { ResponseLifecycle } from './response-lifecycle.js';
+import { HEAD_ALONE_AFTER_MS } from './head-timing.js';
+
+export { HEAD_ALONE_AFTER_MS };
 
 type UwsModule = typeof UWS;
 
-/** How long a stream's head may wait for its first chunk before it is sent alone. */
-export const HEAD_ALONE_AFTER_MS = 1000;
+
 /** An SSE comment line (ignored by SSE parsers): completes a head sent without data. */
 const SSE_KEEPALIVE_COMMENT = ': stream open\n\n';
 
@@ -140,6 +142,15 @@ class UwsResponse extends ResponseLifecycle implements HttpResponse {
     });
   }
 
+  retractHead(): boolean {
+    if (!this.pendingHead || this.aborted || this.ended) return false;
+    if (this.headTimer) clearTimeout(this.headTimer);
+    this.headTimer = undefined;
+    this.pendingHead = undefined;
+    this.headWritten = false;
+    return true;
+  }
+
   /** Answer and drop the connection (body too large: we stop reading it). */
   sendAndClose(status: number, headers: HeaderList, body: string): void {
     if (this.aborted || this.ended) return;
@@ -209,6 +220,7 @@ export function createUwsServer(uws: UwsModule, opts: ServerOptions, handler: Re
       onAborted: (cb) => r.onAborted(cb),
       send: (status, headers, body) => r.sendAndClose(status, { ...headers, connection: 'close' }, String(body)),
       writeHead: (s, h) => r.writeHead(s, h),
+      retractHead: () => r.retractHead(),
       write: (c) => r.write(c),
       end: (c) => r.end(c),
     };

@@ -24,7 +24,26 @@ type Handler = (req: IncomingMessage, res: ServerResponse, auth: string) => void
 /** An Anthropic Messages stream event (for the `type: anthropic` backend's cases). */
 const antEvent = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
 
+/** Calls of the alternating case so far (odd calls fail). */
+let alternating = 0;
+
 const CASES: Record<string, Handler> = {
+  // A 200 event-stream head, then the connection drops before any event.
+  'head-reset'(_req, res) {
+    res.writeHead(200, sseHead);
+    res.flushHeaders();
+    setTimeout(() => res.socket?.destroy(), 20);
+  },
+  // The same on the 1st, 3rd... call; a proper stream on the 2nd, 4th... (a retry succeeds).
+  'head-reset-then-ok'(_req, res) {
+    res.writeHead(200, sseHead);
+    if (++alternating % 2 === 1) {
+      res.flushHeaders();
+      setTimeout(() => res.socket?.destroy(), 20);
+      return;
+    }
+    res.end(`data: ${chunk('second try')}\n\ndata: [DONE]\n\n`);
+  },
   // Anthropic: message_start (output_tokens: 1, provisional), 4,000 characters of text,
   // then the connection drops: no message_delta with the real count ever comes.
   'anthropic-cut'(_req, res) {

@@ -18,7 +18,7 @@ import { classifyUpstreamError } from '../../upstream/classify-error.js';
 import { isBackendFailure, NORMAL_PERMIT } from '../../upstream/circuit-breaker.js';
 import { isRetryableStatus, parseRetryAfter, relayableRetryAfter, retryAfterSeconds, retryDelayMs, sleep } from '../../upstream/retry.js';
 import { redactCompletionBody, redactStreamTranslator } from '../../routing/redact-completions.js';
-import { relayStream, type RelayHooks } from './relay-stream.js';
+import { finishInterrupted, relayStream, type RelayHooks } from './relay-stream.js';
 import { maskSecretIn } from '../mask-secret.js';
 import { responseHeaders } from '../respond.js';
 import { completionCharsOf, estimateCompletionTokens, estimatePromptTokens } from '../estimate.js';
@@ -295,7 +295,20 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       collectText: ctx.locals.collectStreamText === true,
     });
     if (redact) st = redactStreamTranslator(st);
-    const result = await relayStream(ctx, upstream, st, ctx.locals.streamHooks as RelayHooks | undefined, target.backend.api_key);
+    const hooks = ctx.locals.streamHooks as RelayHooks | undefined;
+    let result = await relayStream(ctx, upstream, st, hooks, target.backend.api_key, true);
+    if (result.held) {
+      // The stream broke before its first event and nothing reached the client: take the
+      // head back and fail the attempt, so a retry or a fallback can still answer (or the
+      // client gets a plain 502 instead of a 200 that carries only an error).
+      if (ctx.res.retractHead()) {
+        metrics.streamInterruptions.labels(name, result.error ? classifyUpstreamError(result.error, false).reason : 'no_done').inc();
+        setVerdict('failure');
+        ctx.status = 0;
+        throw new AttemptFailure(new GatewayError('upstream_stream_interrupted', { message: 'The upstream stream broke before its first event.' }), 'retry');
+      }
+      result = finishInterrupted(ctx, hooks ?? {}, result.error);
+    }
     ctx.streamOutcome = result.outcome;
     ctx.locals.streamState = st.state;
     ctx.toolCalls = st.state.toolCalls;

@@ -23,6 +23,12 @@ export interface RelayResult {
   outcome: 'complete' | 'interrupted' | 'client_aborted' | 'upstream_error' | 'shutdown';
   /** The error that broke the upstream body, if any. */
   error?: unknown;
+  /**
+   * With `holdIfEmpty`: the stream broke before anything was written to the client, and
+   * the response was left open (no error event): the caller may retract the head and
+   * retry, or end it with finishInterrupted().
+   */
+  held?: boolean;
 }
 
 export interface RelayHooks {
@@ -36,8 +42,11 @@ export async function relayStream(
   translator: StreamTranslator,
   hooks: RelayHooks = {},
   secret?: string,
+  holdIfEmpty = false,
 ): Promise<RelayResult> {
   let out = '';
+  /** Anything written to the client (a retry is possible only before that). */
+  let wrote = false;
   /** `out` holds more than comments: the first such write is the first byte (TTFT). */
   let outHasEvents = false;
   const parser = createParser({
@@ -69,6 +78,7 @@ export async function relayStream(
         if (outHasEvents && ctx.firstByteNs === undefined) ctx.firstByteNs = process.hrtime.bigint();
         outHasEvents = false;
         hooks.onText?.(text);
+        wrote = true;
         const drained = ctx.res.write(text);
         if (drained) {
           const t = process.hrtime.bigint();
@@ -99,6 +109,7 @@ export async function relayStream(
         const text = maskSecret(out, secret);
         out = '';
         hooks.onText?.(text);
+        wrote = true;
         ctx.res.write(text);
       }
     }
@@ -120,11 +131,17 @@ export async function relayStream(
     return { outcome: 'upstream_error', error };
   }
   if (!translator.state.done) {
-    const ev = ctx.locals.shutdown === true ? streamErrorEvent('shutting_down', 'The gateway is shutting down; retry the request.') : streamErrorEvent('upstream_stream_interrupted');
-    hooks.onText?.(ev);
-    ctx.res.end(ev);
-    return { outcome: ctx.locals.shutdown === true ? 'shutdown' : 'interrupted', error };
+    if (holdIfEmpty && !wrote && ctx.locals.shutdown !== true) return { outcome: 'interrupted', error, held: true };
+    return finishInterrupted(ctx, hooks, error);
   }
   ctx.res.end();
   return { outcome: 'complete' };
+}
+
+/** Ends a stream that broke before its end with an explicit error event (never a clean-looking end). */
+export function finishInterrupted(ctx: RequestContext, hooks: RelayHooks, error: unknown): RelayResult {
+  const ev = ctx.locals.shutdown === true ? streamErrorEvent('shutting_down', 'The gateway is shutting down; retry the request.') : streamErrorEvent('upstream_stream_interrupted');
+  hooks.onText?.(ev);
+  ctx.res.end(ev);
+  return { outcome: ctx.locals.shutdown === true ? 'shutdown' : 'interrupted', error };
 }
