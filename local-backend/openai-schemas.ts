@@ -69,7 +69,7 @@ export const ChatRequestSchema = z.looseObject({
 
 export const CompletionRequestSchema = z.looseObject({
   ...Sampling,
-  prompt: z.union([z.string(), z.array(z.string()).length(1)]),
+  prompt: z.union([z.string(), z.array(z.string()).length(1)], { error: 'prompt must be a string (or an array of one string); token ids are not supported by this backend.' }),
   // What this backend cannot do is refused, never ignored: logprobs (0 asks for the
   // sampled tokens' own), a suffix (insertion), several candidates (best_of).
   logprobs: z.null().optional(),
@@ -80,7 +80,7 @@ export const CompletionRequestSchema = z.looseObject({
 
 export const EmbeddingRequestSchema = z.looseObject({
   model: z.string().optional(),
-  input: z.union([z.string(), z.array(z.string()).min(1)]),
+  input: z.union([z.string(), z.array(z.string()).min(1)], { error: 'input must be a string or an array of strings; token ids are not supported by this backend.' }),
   encoding_format: z.enum(['float', 'base64']).nullish(),
   /** Only the model's own size: its vectors cannot be shortened (checked against the model). */
   dimensions: z.number().int().positive().nullish(),

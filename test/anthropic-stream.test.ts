@@ -154,6 +154,7 @@ describe('Anthropic stream translation', () => {
     const view = clientView(out);
     expect(view.content).toBe('Hello, 世界! How are you?');
     expect(view.chunks.every((c) => c.object === 'text_completion')).toBe(true);
+    expect(view.chunks.every((c) => c.id === 'cmpl-msg_abc')).toBe(true); // OpenAI's completions id shape
   });
 
   it('ignores events after the stream ended', () => {

@@ -165,6 +165,7 @@ describe('Anthropic request translation', () => {
     { name: 'an unknown response_format', in: { messages: [{ role: 'user', content: 'x' }], response_format: { type: 'yaml' } }, param: 'response_format' },
     { name: 'the deprecated functions', in: { messages: [{ role: 'user', content: 'x' }], functions: [{ name: 'f', parameters: { type: 'object' } }] }, param: 'functions' },
     { name: 'the deprecated function_call', in: { messages: [{ role: 'user', content: 'x' }], function_call: 'auto' }, param: 'function_call' },
+    { name: 'an empty completions prompt', in: { prompt: '' }, param: 'prompt', endpoint: 'completions' },
     { name: 'a completions suffix', in: { prompt: 'x', suffix: ' end' }, param: 'suffix', endpoint: 'completions' },
     { name: 'best_of above 1', in: { prompt: 'x', best_of: 3 }, param: 'best_of', endpoint: 'completions' },
     { name: 'echo', in: { prompt: 'x', echo: true }, param: 'echo', endpoint: 'completions' },
@@ -269,6 +270,7 @@ describe('Anthropic response translation', () => {
   it('answers a text_completion for the legacy completions endpoint', () => {
     const out = t.translateResponse('completions', enc({ id: 'm', content: [{ type: 'text', text: ' there was' }], stop_reason: 'max_tokens', usage: { input_tokens: 4, output_tokens: 3 } }), 'c');
     expect(JSON.parse(out.body as string)).toMatchObject({ object: 'text_completion', choices: [{ text: ' there was', finish_reason: 'length' }] });
+    expect(JSON.parse(out.body as string).id).toMatch(/^cmpl-/);
   });
 
   it('rejects a body that is not a Messages response as a bad upstream response', () => {

@@ -186,6 +186,9 @@ describe('the standalone local backend (parallel: 2)', () => {
       expect(res.status, param).toBe(400);
       expect(((await res.json()) as { error: { param: string } }).error.param).toBe(param);
     }
+    const ids = await fetch(`${server.url}/v1/embeddings`, { method: 'POST', body: JSON.stringify({ input: [1, 2, 3] }) });
+    expect(ids.status).toBe(400);
+    expect(((await ids.json()) as { error: { message: string; param: string } }).error).toMatchObject({ param: 'input', message: expect.stringContaining('token ids are not supported') });
     // Its own size is fine.
     const same = await client.embeddings.create({ model: 'local-embed', input: 'hi', dimensions: 64 });
     expect(same.data[0]!.embedding).toHaveLength(64);

@@ -180,6 +180,7 @@ function positiveInt(v: unknown, param: string): number | undefined {
 }
 
 function promptAsMessages(prompt: unknown): unknown[] {
+  if (prompt === '' || (Array.isArray(prompt) && prompt.length === 1 && prompt[0] === '')) throw bad('The prompt is empty.', 'prompt');
   if (typeof prompt === 'string') return [{ role: 'user', content: prompt }];
   if (Array.isArray(prompt) && prompt.length === 1 && typeof prompt[0] === 'string') return [{ role: 'user', content: prompt[0] }];
   throw bad('This model\'s backend accepts a single string prompt.', 'prompt');

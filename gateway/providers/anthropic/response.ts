@@ -39,8 +39,9 @@ export function openAIUsage(usage: Usage, u: AnthropicUsage): Record<string, unk
   };
 }
 
-export function completionId(messageId: string | undefined): string {
-  return `chatcmpl-${messageId ?? Date.now().toString(36)}`;
+/** OpenAI's id shape: `chatcmpl-…` for chat, `cmpl-…` for legacy completions. */
+export function completionId(messageId: string | undefined, legacy = false): string {
+  return `${legacy ? 'cmpl' : 'chatcmpl'}-${messageId ?? Date.now().toString(36)}`;
 }
 
 function parse(body: Uint8Array): AnthropicResponseBody {
@@ -73,7 +74,7 @@ export function translateAnthropicResponse(endpoint: Endpoint, bytes: Uint8Array
   const usage = msg.usage ? toUsage(msg.usage) : undefined;
   const finish = finishReason(msg.stop_reason);
   const created = Math.floor(Date.now() / 1000);
-  const id = completionId(msg.id);
+  const id = completionId(msg.id, endpoint === 'completions');
   let out: Record<string, unknown>;
   if (endpoint === 'completions') {
     out = {

@@ -46,7 +46,7 @@ export function createAnthropicStreamTranslator(endpoint: Endpoint, opts: Stream
   const toolIndex = new Map<number, number>();
   /** Tool calls (by OpenAI index) that have streamed argument text. */
   const argsSent = new Set<number>();
-  let id = completionId(undefined);
+  let id = completionId(undefined, endpoint === 'completions');
   const legacy = endpoint === 'completions';
   const usageNull = opts.clientWantsUsage ? ',"usage":null' : '';
 
@@ -83,7 +83,7 @@ export function createAnthropicStreamTranslator(endpoint: Endpoint, opts: Stream
     }
     switch (ev.type ?? event.event) {
       case 'message_start':
-        id = completionId(ev.message?.id);
+        id = completionId(ev.message?.id, legacy);
         mergeUsage(ev.message?.usage);
         return legacy ? '' : chunk({ role: 'assistant', content: '' });
       case 'content_block_start': {
