@@ -112,6 +112,28 @@ describe('the circuit breaker', () => {
     expect(cb.state).toBe('closed');
   });
 
+  it("does not let a late active health check decide a half-open circuit it was not the probe of", async () => {
+    const c = clock();
+    const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 1, cooldown_ms: 1000 }), { now: c.now });
+    let finishCheck!: () => void;
+    let started = 0;
+    const check = startActiveHealthCheck(cb, () => { started++; return new Promise<void>((r) => (finishCheck = r)); }, 20);
+    try {
+      await expect.poll(() => started, { timeout: 2000, interval: 5 }).toBe(1); // a check is out while the circuit is closed
+      cb.onFailure(cb.tryAcquire() as number); // a user request fails: open
+      c.advance(1000);
+      const probe = cb.tryAcquire(); // the half-open probe, a user request
+      expect(probe).toBeTruthy();
+      finishCheck(); // the old check succeeds late
+      await new Promise((r) => setTimeout(r, 10));
+      expect(cb.state).toBe('half_open');
+      cb.onSuccess(probe as number);
+      expect(cb.state).toBe('closed');
+    } finally {
+      check.stop();
+    }
+  });
+
   it('opens on the error rate over the window once enough requests were seen', () => {
     const c = clock();
     const cb = createCircuitBreaker(HealthSchema.parse({ failure_threshold: 100, error_rate: 0.5, min_requests: 10, window_ms: 10_000 }), { now: c.now });

@@ -284,3 +284,13 @@ describe('the check-budget stage', () => {
     expect(ctx.onEnd).toHaveLength(0);
   });
 });
+
+describe('usedTokens', () => {
+  it('reports the worst case of a cut request without writing it into the request (stages must not see each other\'s figures)', async () => {
+    const { usedTokens } = await import('../gateway/tokens/request-tokens.js');
+    const ctx = { upstreamNs: 1_000_000n, abort: { aborted: true }, res: { aborted: true } } as unknown as RequestContext;
+    expect(usedTokens(ctx, { prompt: 100, completion: 4096 })).toEqual({ prompt: 100, completion: 4096, source: 'worst_case' });
+    expect(ctx.usage).toBeUndefined();
+    expect(usedTokens(ctx, { prompt: 100, completion: 50 })).toEqual({ prompt: 100, completion: 50, source: 'worst_case' });
+  });
+});

@@ -70,11 +70,6 @@ export function usedTokens(ctx: RequestContext, admitted: { prompt: number; comp
   const reachedBackend = ctx.upstreamNs > 0n || ctx.firstByteNs !== undefined;
   if (!reachedBackend) return { prompt: 0, completion: 0, source: 'none' };
   const cut = ctx.abort.aborted || ctx.res.aborted || (ctx.streamOutcome !== undefined && ctx.streamOutcome !== 'complete');
-  if (cut) {
-    // What is charged becomes the request's (estimated) usage, so the cost metric and the
-    // access line show the same figure as the budget.
-    ctx.usage = { prompt_tokens: admitted.prompt, completion_tokens: admitted.completion, total_tokens: admitted.prompt + admitted.completion, estimated: true };
-    return { ...admitted, source: 'worst_case' };
-  }
+  if (cut) return { ...admitted, source: 'worst_case' };
   return { prompt: 0, completion: 0, source: 'none' };
 }

@@ -201,11 +201,15 @@ export function startActiveHealthCheck(breaker: CircuitBreaker, probe: (signal: 
   let running = false;
   const ac = new AbortController();
   const timer = setInterval(() => {
-    if (running || !breaker.tryAcquire()) return;
+    if (running) return;
+    // The check holds a permit like a request: a late verdict of a check that started
+    // before the circuit opened cannot decide a half-open circuit.
+    const permit = breaker.tryAcquire();
+    if (permit === false) return;
     running = true;
     probe(AbortSignal.any([ac.signal, AbortSignal.timeout(intervalMs)])).then(
-      () => breaker.onSuccess(),
-      () => (ac.signal.aborted ? breaker.release() : breaker.onFailure()),
+      () => breaker.onSuccess(permit),
+      () => (ac.signal.aborted ? breaker.release(permit) : breaker.onFailure(permit)),
     ).finally(() => {
       running = false;
     });

@@ -109,7 +109,12 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
   /** What an ended request spent: nothing for a free cache hit; priced at the alias that answered (a fallback may cost more or less). */
   const spendOf = (c: RequestContext, admitted: { prompt: number; completion: number }, admittedModel: ReturnType<typeof targetModel>) => {
     const free = servedFromCache(c) && !config.cache.charge_hits;
-    const used = free ? { prompt: 0, completion: 0 } : usedTokens(c, admitted);
+    const used: { prompt: number; completion: number; source?: string } = free ? { prompt: 0, completion: 0 } : usedTokens(c, admitted);
+    // A worst case charged for want of usage is what the cost metric and the access line
+    // report too (record-usage, access-log), so all three show the same spend.
+    if (used.source === 'worst_case' && used.prompt + used.completion > 0) {
+      c.locals.chargedUsage = { prompt_tokens: used.prompt, completion_tokens: used.completion, total_tokens: used.prompt + used.completion, estimated: true };
+    }
     return { usd: priceUsd(c.target?.model ?? admittedModel, used.prompt, used.completion), tokens: used.prompt + used.completion };
   };
 
