@@ -38,6 +38,11 @@ export interface TranslateRequestInput {
   stream: boolean;
   /** Ask the backend for a final usage chunk the client did not ask for. */
   injectUsage: boolean;
+  /**
+   * The gateway added `max_tokens` (budgets, TPM: the client set no completion limit):
+   * the translator may carry it in the field its backend prefers.
+   */
+  addedMaxTokens?: boolean;
   backend: BackendConfig;
   apiKey: string | undefined;
 }

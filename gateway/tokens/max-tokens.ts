@@ -39,22 +39,14 @@ export function totalCompletionAllowance(endpoint: Endpoint, body: Record<string
 }
 
 /**
- * The limit field to add when a request has none: OpenAI's own API wants
- * max_completion_tokens (its reasoning models refuse max_tokens); other servers know
- * max_tokens best (older ones ignore max_completion_tokens).
- */
-export function limitFieldFor(backendType: string | undefined): 'max_tokens' | 'max_completion_tokens' {
-  return backendType === 'openai' ? 'max_completion_tokens' : 'max_tokens';
-}
-
-/**
  * Makes the body bound each choice by `perChoice` (the allowance admission reserved):
- * sets `field` when the client set no limit (or a negative one, "unlimited" to some
- * servers), and lowers whichever of max_tokens / max_completion_tokens exceeds it (a
- * backend may honour only one of them). True when the body changed (the caller sets
- * ctx.bodyChanged).
+ * sets max_tokens when the client set no limit (or a negative one, "unlimited" to some
+ * servers) and calls `onAdded` (the caller sets ctx.locals.addedMaxTokens: a translator
+ * may carry an added limit in the field its backend prefers), and lowers whichever of
+ * max_tokens / max_completion_tokens exceeds it (a backend may honour only one of them).
+ * True when the body changed (the caller sets ctx.bodyChanged).
  */
-export function enforceMaxTokens(endpoint: Endpoint, body: Record<string, unknown>, perChoice: number, field: 'max_tokens' | 'max_completion_tokens' = 'max_tokens', onAdded?: (field: 'max_tokens' | 'max_completion_tokens') => void): boolean {
+export function enforceMaxTokens(endpoint: Endpoint, body: Record<string, unknown>, perChoice: number, onAdded?: () => void): boolean {
   if (endpoint === 'embeddings') return false;
   let changed = false;
   for (const field of ['max_tokens', 'max_completion_tokens'] as const) {
@@ -65,8 +57,8 @@ export function enforceMaxTokens(endpoint: Endpoint, body: Record<string, unknow
     changed = true;
   }
   if (requestedMaxTokens(body) === undefined) {
-    body[field] = perChoice;
-    onAdded?.(field);
+    body.max_tokens = perChoice;
+    onAdded?.();
     changed = true;
   }
   return changed;
@@ -77,8 +69,7 @@ export function enforceMaxTokens(endpoint: Endpoint, body: Record<string, unknow
  * max_tokens the client used, or max_tokens when it set neither. The caller sets
  * ctx.bodyChanged.
  */
-export function setMaxTokens(body: Record<string, unknown>, value: number, field: 'max_tokens' | 'max_completion_tokens' = 'max_tokens'): void {
+export function setMaxTokens(body: Record<string, unknown>, value: number): void {
   if (body.max_completion_tokens !== undefined) body.max_completion_tokens = value;
-  if (body.max_tokens !== undefined) body.max_tokens = value;
-  if (body.max_tokens === undefined && body.max_completion_tokens === undefined) body[field] = value;
+  if (body.max_tokens !== undefined || body.max_completion_tokens === undefined) body.max_tokens = value;
 }

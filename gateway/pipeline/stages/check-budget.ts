@@ -13,7 +13,7 @@ import { GatewayError } from '../../errors.js';
 import type { Metrics } from '../../metrics.js';
 import { priceUsd, requestBudgetScopes, type RequestBudgetScope } from '../../stores/budgets/request-scopes.js';
 import { newReservationId, remaining, type BudgetStore, type BudgetUsage, type ReserveResult } from '../../stores/budgets/types.js';
-import { choiceCount, completionAllowance, enforceMaxTokens, limitFieldFor, setMaxTokens } from '../../tokens/max-tokens.js';
+import { choiceCount, completionAllowance, enforceMaxTokens, setMaxTokens } from '../../tokens/max-tokens.js';
 import { promptTokens, servedFromCache, targetModel, usedTokens } from '../../tokens/request-tokens.js';
 import { createTokenCounter } from '../../tokens/token-counter.js';
 import type { RequestContext, Stage } from '../context.js';
@@ -142,10 +142,9 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
     const choices = choiceCount(ctx.endpoint, ctx.body);
     let perChoice = completionAllowance(ctx.endpoint, ctx.body, model);
     let completion = perChoice * choices;
-    const field = limitFieldFor(ctx.target?.backend.type);
     // The reservation is the worst case only if the backend is held to it: without a
     // limit in the body (or with a larger one) it could generate past what was reserved.
-    if (enforceMaxTokens(ctx.endpoint, ctx.body, perChoice, field, (f) => (ctx.locals.addedLimitField = f))) ctx.bodyChanged = true;
+    if (enforceMaxTokens(ctx.endpoint, ctx.body, perChoice, () => (ctx.locals.addedMaxTokens = true))) ctx.bodyChanged = true;
 
     let result: ReserveResult = await budgets.reserve(scopes, priceUsd(model, prompt, completion), prompt + completion);
     if (!result.ok) {
@@ -157,7 +156,7 @@ export function createCheckBudgetStage(deps: GatewayDeps, budgets: BudgetStore, 
         if (result.ok) {
           perChoice = fits;
           completion = fits * choices;
-          setMaxTokens(ctx.body, fits, field);
+          setMaxTokens(ctx.body, fits);
           ctx.bodyChanged = true;
           ctx.responseHeaders[MAX_TOKENS_CLAMPED_HEADER] = String(fits);
         }

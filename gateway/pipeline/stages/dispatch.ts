@@ -22,7 +22,7 @@ import { finishInterrupted, relayStream, type RelayHooks } from './relay-stream.
 import { maskSecretIn } from '../mask-secret.js';
 import { responseHeaders } from '../respond.js';
 import { completionCharsOf, estimateCompletionTokens, estimatePromptTokens } from '../estimate.js';
-import { completionAllowance, limitFieldFor } from '../../tokens/max-tokens.js';
+import { completionAllowance } from '../../tokens/max-tokens.js';
 
 async function readAll(res: UpstreamResponse): Promise<Buffer> {
   if (res.bytes) {
@@ -94,21 +94,6 @@ function estimatedUsage(ctx: RequestContext, contentChars: number, uncountedEven
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, estimated: true };
 }
 
-/**
- * The body sent to `target`: the request's, except that a completion limit the gateway
- * added (budgets, TPM) is renamed to the field this target's backend understands
- * (limitFieldFor) when a fallback's backend differs from the first target's.
- */
-function bodyFor(ctx: RequestContext, target: Target): Record<string, unknown> {
-  const added = ctx.locals.addedLimitField as 'max_tokens' | 'max_completion_tokens' | undefined;
-  if (!added) return ctx.body;
-  const want = limitFieldFor(target.backend.type);
-  if (want === added) return ctx.body;
-  const body = { ...ctx.body, [want]: ctx.body[added] };
-  delete body[added];
-  return body;
-}
-
 /** Whether the request's prompt and completion allowance fit `target`'s context window (no window: yes). */
 function fitsWindow(ctx: RequestContext, target: Target): boolean {
   const window = target.model.context_window;
@@ -171,7 +156,8 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
     const injectUsage = ctx.stream && !ctx.clientWantsUsage && target.backend.inject_stream_usage;
     const upReq = translator.buildRequest({
       endpoint: ctx.endpoint,
-      body: bodyFor(ctx, target),
+      body: ctx.body,
+      addedMaxTokens: ctx.locals.addedMaxTokens === true,
       rawBody: ctx.rawBody,
       bodyChanged: ctx.bodyChanged,
       upstreamModel: target.model.model,

@@ -10,7 +10,7 @@
 import { GatewayError } from '../../errors.js';
 import type { LimitsStore } from '../../stores/limits/types.js';
 import { rateLimitHeaders, requestLimitRules, type RequestLimitRule } from '../../stores/limits/request-rules.js';
-import { choiceCount, completionAllowance, enforceMaxTokens, limitFieldFor } from '../../tokens/max-tokens.js';
+import { choiceCount, completionAllowance, enforceMaxTokens } from '../../tokens/max-tokens.js';
 import { promptTokens, servedFromCache, targetModel, usedTokens } from '../../tokens/request-tokens.js';
 import { createTokenCounter } from '../../tokens/token-counter.js';
 import type { RequestContext, Stage } from '../context.js';
@@ -38,7 +38,7 @@ export function createRateLimitStage(deps: GatewayDeps, limits: LimitsStore): St
     const perChoice = needsTokens ? completionAllowance(ctx.endpoint, ctx.body, targetModel(ctx)) : 0;
     const completion = perChoice * (needsTokens ? choiceCount(ctx.endpoint, ctx.body) : 0);
     // The estimate is charged as the worst case: hold the backend to it.
-    if (needsTokens && enforceMaxTokens(ctx.endpoint, ctx.body, perChoice, limitFieldFor(ctx.target?.backend.type), (f) => (ctx.locals.addedLimitField = f))) ctx.bodyChanged = true;
+    if (needsTokens && enforceMaxTokens(ctx.endpoint, ctx.body, perChoice, () => (ctx.locals.addedMaxTokens = true))) ctx.bodyChanged = true;
     const rules: RequestLimitRule[] = needsTokens ? probe.map((r) => (r.measure === 'tpm' ? { ...r, points: prompt + completion } : r)) : probe;
     const who = (r: RequestLimitRule) => (r.scope === 'global' ? 'the gateway' : `${r.scope} ${r.id.split(':')[1]}`);
 

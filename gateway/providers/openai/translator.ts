@@ -51,6 +51,13 @@ export function buildOpenAIRequest(input: TranslateRequestInput): UpstreamReques
   if (input.bodyChanged || rename || inject) {
     const b: Record<string, unknown> = { ...input.body, model: input.upstreamModel };
     if (inject) b.stream_options = { ...((b.stream_options as object) ?? {}), include_usage: true };
+    // A limit the gateway added goes to OpenAI's own API as max_completion_tokens (its
+    // reasoning models refuse max_tokens); other servers know max_tokens best (older
+    // ones ignore max_completion_tokens).
+    if (input.addedMaxTokens && input.backend.type === 'openai' && b.max_completion_tokens === undefined) {
+      b.max_completion_tokens = b.max_tokens;
+      delete b.max_tokens;
+    }
     body = JSON.stringify(b);
   }
   if (input.stream) headers.accept = 'text/event-stream';
