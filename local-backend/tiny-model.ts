@@ -60,7 +60,7 @@ function buildVocab(): Vocab {
 }
 
 /** mulberry32: tiny, fast, deterministic across platforms. */
-function createRandom(seed: number): () => number {
+export function createRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -7,25 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { PartitionIndex, dot, vectorGraphAvailable } from '../gateway/cache/partition-index.js';
 import { createSemanticIndex, normaliseVector } from '../gateway/cache/semantic.js';
 import type { CacheEntry } from '../gateway/cache/entry.js';
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** `n` unit vectors around `topics` centres, as real embeddings cluster. */
-function clustered(n: number, dims: number, topics: number, seed = 1): Float32Array[] {
-  const r = rng(seed);
-  const centres = Array.from({ length: topics }, () => Array.from({ length: dims }, () => r() - 0.5));
-  return Array.from({ length: n }, (_, i) => normaliseVector(centres[i % topics]!.map((c) => c + 0.4 * (r() - 0.5)))!);
-}
+import { clusteredVectors as clustered, createRandom as rng } from './support/vectors.js';
 
 function exactNearest(vectors: Map<string, Float32Array>, q: Float32Array): { id: string; sim: number } | undefined {
   let top: { id: string; sim: number } | undefined;

@@ -11,8 +11,10 @@ import { createMetrics } from '../gateway/metrics.js';
 import { startMockUpstream, type MockUpstream } from './support/mock-upstream.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startRedis } from './support/redis.js';
+import { settledSpend as spendOf } from './support/usage.js';
 
 const KEY = 'sk-cache-team-0123456789';
+const settledSpend = (gw: TestGateway) => spendOf(gw.url, KEY);
 const PRICE = { input: 0.15, output: 0.6 };
 
 let mock: MockUpstream;
@@ -99,16 +101,6 @@ async function metric(gw: TestGateway, name: string, labels: Record<string, stri
 }
 
 /** The key's day budget once every reservation has been settled (settlement runs after the response). */
-async function settledSpend(gw: TestGateway): Promise<{ spent_usd: number; tokens: number }> {
-  for (let i = 0; i < 100; i++) {
-    const r = await fetch(`${gw.url}/v1/usage`, { headers: { authorization: `Bearer ${KEY}` } });
-    const day = ((await r.json()) as { budget: { day: { spent_usd: number; reserved_usd: number; tokens: number } } }).budget.day;
-    if (day.reserved_usd === 0) return day;
-    await new Promise((res) => setTimeout(res, 10));
-  }
-  throw new Error('reservations never settled');
-}
-
 describe('the exact cache through the gateway', () => {
   it('answers a repeated deterministic request from the cache and says so in x-switchyard-cache', async () => {
     const { gw, client } = await start();

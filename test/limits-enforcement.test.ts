@@ -10,6 +10,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../gateway/metrics.js';
 import { startMockUpstream, type MockUpstream } from './support/mock-upstream.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { settledSpend } from './support/usage.js';
+
+const spend = (key: string) => settledSpend(gw.url, key);
 
 // USD per million tokens: 1 prompt token = $0.01, 1 completion token = $0.02.
 const PRICE = { input: 10_000, output: 20_000 };
@@ -63,16 +66,6 @@ async function refusal(p: Promise<unknown>): Promise<APIError> {
     throw err;
   }
   throw new Error('the request was admitted');
-}
-
-async function spend(key: string): Promise<{ spent_usd: number; tokens: number }> {
-  for (let i = 0; i < 100; i++) {
-    const r = await fetch(`${gw.url}/v1/usage`, { headers: { authorization: `Bearer ${key}` } });
-    const day = ((await r.json()) as { budget: { day: { spent_usd: number; reserved_usd: number; tokens: number } } }).budget.day;
-    if (day.reserved_usd === 0) return day;
-    await new Promise((res) => setTimeout(res, 10));
-  }
-  throw new Error('reservations never settled');
 }
 
 describe('budget and TPM reservations hold the backend to them', () => {

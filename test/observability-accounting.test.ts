@@ -13,6 +13,9 @@ import type { RequestContext } from '../gateway/pipeline/context.js';
 import type { GatewayDeps } from '../gateway/pipeline/deps.js';
 import { startMockUpstream, type MockUpstream } from './support/mock-upstream.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { settledSpend } from './support/usage.js';
+
+const spent = async () => (await settledSpend(gw.url, KEY)).spent_usd;
 
 const PRICE = { input: 10_000, output: 20_000 }; // $0.01 / $0.02 per token
 const KEY = 'sk-obs-0123456789';
@@ -49,15 +52,6 @@ async function scrape(name: string, labels: Record<string, string> = {}): Promis
     if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').pop());
   }
   return sum;
-}
-
-async function spent(): Promise<number> {
-  for (let i = 0; i < 100; i++) {
-    const day = ((await (await fetch(`${gw.url}/v1/usage`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { budget: { day: { spent_usd: number; reserved_usd: number } } }).budget.day;
-    if (day.reserved_usd === 0) return day.spent_usd;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('never settled');
 }
 
 describe('reported figures match charged figures', () => {

@@ -10,7 +10,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { PartitionIndex, dot } from '../../gateway/cache/partition-index.js';
-import { normaliseVector } from '../../gateway/cache/semantic.js';
+import { clusteredVectors } from '../../test/support/vectors.js';
 
 const QUICK = process.argv.includes('--quick');
 const DIMS = 1536;
@@ -18,23 +18,12 @@ const SIZES = QUICK ? [2000] : [2000, 20000];
 const LOOKUPS = QUICK ? 50 : 200;
 const SCAN_LOOKUPS = QUICK ? 5 : 20;
 
-function clustered(n: number, topics: number, seed: number): Float32Array[] {
-  let a = seed >>> 0;
-  const r = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const centres = Array.from({ length: topics }, () => Float32Array.from({ length: DIMS }, () => r() - 0.5));
-  return Array.from({ length: n }, (_, i) => normaliseVector(centres[i % topics]!.map((c) => c + 0.3 * (r() - 0.5)))!);
-}
-
 export async function benchSemantic(): Promise<Record<string, number>> {
   const report: Record<string, number> = {};
   for (const n of SIZES) {
-    const vectors = clustered(n, Math.max(10, n / 40), n);
+    // Stored entries and queries from the same topics: the queries are new points among them.
+    const all = clusteredVectors(n + LOOKUPS, DIMS, Math.max(10, n / 40), n, 0.3);
+    const vectors = all.slice(0, n);
     const graph = new PartitionIndex<number>();
     let t = performance.now();
     vectors.forEach((v, i) => graph.set(`e${i}`, v, i));
@@ -42,7 +31,7 @@ export async function benchSemantic(): Promise<Record<string, number>> {
     const addMs = (performance.now() - t) / n;
     const scan = new PartitionIndex<number>(Infinity);
     vectors.forEach((v, i) => scan.set(`e${i}`, v, i));
-    const queries = clustered(LOOKUPS, Math.max(10, n / 40), n); // same topics, new points
+    const queries = all.slice(n);
     const live = () => true;
     t = performance.now();
     const graphAnswers = queries.map((q) => graph.nearest(q, live)!.id);
