@@ -14,7 +14,7 @@ import { toChatHistory, toFunctions } from './chat-messages.js';
 import type { LoadedModel, LocalEngine } from './engine.js';
 import { generateChat, generateCompletion, type GenerationResult, type SamplingParams } from './generate.js';
 import { ChatRequestSchema, CompletionRequestSchema, EmbeddingRequestSchema, type ChatRequest, type CompletionRequest } from './openai-schemas.js';
-import { chatCompletion, createChatChunks, createCompletionChunks, embeddingList, json, modelList, newId, SSE_DONE, textCompletion, type ResponseMeta } from './openai-wire.js';
+import { chatCompletion, createChatChunks, createCompletionChunks, embeddingList, json, modelList, modelObject, newId, SSE_DONE, textCompletion, type ResponseMeta } from './openai-wire.js';
 import { QueueFullError } from './slot-pool.js';
 
 export interface HandlerResponse {
@@ -296,7 +296,19 @@ export function createOpenAIHandler(engine: LocalEngine, opts: HandlerOptions = 
         case '/completions': return await completions(body, signal);
         case '/embeddings': return await embeddings(body, signal);
         case '/models': return jsonResponse(modelList(engine.options.modelId, created));
-        default: throw new GatewayError('not_found');
+        default: {
+          // GET /v1/models/{id} (the SDK's models.retrieve): the one model this server holds.
+          const one = /^\/models\/([^/]+)$/.exec(path.replace(/^\/v1(?=\/)/, ''));
+          if (!one) throw new GatewayError('not_found');
+          let id: string;
+          try {
+            id = decodeURIComponent(one[1]!);
+          } catch {
+            throw new GatewayError('invalid_request', { message: 'The model id in the path is not valid percent-encoding.' });
+          }
+          if (id !== engine.options.modelId) throw new GatewayError('model_not_found', { message: `The model '${id.slice(0, 200)}' does not exist.`, param: 'model' });
+          return jsonResponse(modelObject(id, created));
+        }
       }
     } catch (err) {
       const unexpected = !(err instanceof GatewayError) || err.status >= 500;

@@ -110,6 +110,10 @@ export function embeddingList(model: string, vectors: readonly Float32Array[], p
   };
 }
 
+export function modelObject(id: string, created: number) {
+  return { id, object: 'model', created, owned_by: 'switchyard' };
+}
+
 export function modelList(id: string, created: number) {
-  return { object: 'list', data: [{ id, object: 'model', created, owned_by: 'switchyard' }] };
+  return { object: 'list', data: [modelObject(id, created)] };
 }

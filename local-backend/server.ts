@@ -134,7 +134,7 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<LocalS
       return;
     }
     if (shuttingDown) return send(res, errorResponse(new GatewayError('shutting_down')), signal);
-    if (path === '/v1/models') {
+    if (path === '/v1/models' || path.startsWith('/v1/models/')) {
       if (req.method !== 'GET') return send(res, errorResponse(new GatewayError('method_not_allowed')), signal);
       return send(res, await handle(path, undefined, signal), signal);
     }

@@ -294,6 +294,13 @@ describe('Anthropic error translation', () => {
     expect(JSON.parse(out.body as string)).toEqual({ error: { message: `boom ${type}`, type: expectType, param: null, code: expect.any(String) } });
   });
 
+  it("maps Anthropic's 'prompt is too long' to OpenAI's context_length_exceeded, which clients trim on", () => {
+    const message = 'prompt is too long: 250000 tokens > 200000 maximum';
+    const out = t.translateError(400, enc({ type: 'error', error: { type: 'invalid_request_error', message } }));
+    expect(out.status).toBe(400);
+    expect(JSON.parse(out.body as string)).toEqual({ error: { message, type: 'invalid_request_error', param: 'messages', code: 'context_length_exceeded' } });
+  });
+
   it('maps a non-JSON 529 by status alone', () => {
     const out = t.translateError(529, new TextEncoder().encode('<html>overloaded</html>'));
     expect(out.status).toBe(503);

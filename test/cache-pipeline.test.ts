@@ -197,6 +197,22 @@ describe('streams and the cache', () => {
     expect(chatCalls()).toBe(1);
   });
 
+  it("answers a hit with the model name the miss carried (the upstream's), streamed or not", async () => {
+    const { client } = await start();
+    // The alias 'faq' names the upstream model gpt-4o-mini, which the mock echoes.
+    const body = det(question('Which model answers?'), 'faq');
+    const miss = await ask(client, body);
+    expect(miss.cache).toBe('miss');
+    expect(miss.data.model).toBe('gpt-4o-mini');
+    const hit = await ask(client, body);
+    expect(hit.cache).toBe('hit');
+    expect(hit.data.model).toBe('gpt-4o-mini');
+    const params = { ...body, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming;
+    const models = new Set<string>();
+    for await (const chunk of await client.chat.completions.create(params)) models.add(chunk.model);
+    expect([...models]).toEqual(['gpt-4o-mini']);
+  });
+
   it('serves a stream request from an entry a non-stream request made, and the other way round', async () => {
     const { client } = await start();
     const a = det(question());

@@ -159,6 +159,60 @@ describe('assembling a cache entry from a stream', () => {
     });
   });
 
+  it('keeps a tool name that the upstream repeats on every delta, and joins one sent in pieces', () => {
+    const head = { id: 'x', object: 'chat.completion.chunk', created: 5, model: 'm' };
+    const ev = (delta: unknown, finish: string | null = null) => `data: ${JSON.stringify({ ...head, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    const tc = (index: number, fn: Record<string, string>, id?: string) => ({ tool_calls: [{ index, ...(id ? { id, type: 'function' } : {}), function: fn }] });
+    const a = createStreamAssembler('chat');
+    a.push(ev({ role: 'assistant', content: null }));
+    // Call 0: the whole name on every delta (MiniMax on NIM, some vLLM forks).
+    a.push(ev(tc(0, { name: 'get_weather', arguments: '' }, 'call_1')));
+    a.push(ev(tc(0, { name: 'get_weather', arguments: '{"city":' })));
+    a.push(ev(tc(0, { name: 'get_weather', arguments: '"Paris"}' })));
+    // Call 1: the name in two pieces.
+    a.push(ev(tc(1, { name: 'get_', arguments: '' }, 'call_2')));
+    a.push(ev(tc(1, { name: 'time', arguments: '{}' })));
+    a.push(ev({}, 'tool_calls') + `data: ${JSON.stringify({ ...head, choices: [], usage })}\n\ndata: [DONE]\n\n`);
+    const r = a.finish({ done: true }) as { choices: Array<{ message: { tool_calls: Array<{ function: { name: string; arguments: string } }> } }> };
+    expect(r.choices[0]!.message.tool_calls.map((t) => t.function)).toEqual([
+      { name: 'get_weather', arguments: '{"city":"Paris"}' },
+      { name: 'get_time', arguments: '{}' },
+    ]);
+  });
+
+  it("stores content null for a tool-call-only answer whose stream opened with content ''", () => {
+    const head = { id: 'x', object: 'chat.completion.chunk', created: 5, model: 'm' };
+    const ev = (delta: unknown, finish: string | null = null) => `data: ${JSON.stringify({ ...head, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    const a = createStreamAssembler('chat');
+    a.push(ev({ role: 'assistant', content: '' }));
+    a.push(ev({ tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }] }));
+    a.push(ev({}, 'tool_calls') + `data: ${JSON.stringify({ ...head, choices: [], usage })}\n\ndata: [DONE]\n\n`);
+    const r = a.finish({ done: true }) as { choices: Array<{ message: { content: unknown } }> };
+    expect(r.choices[0]!.message.content).toBeNull();
+    // Without tool calls an empty answer stays an empty string.
+    const b = createStreamAssembler('chat');
+    b.push(ev({ role: 'assistant', content: '' }) + ev({}, 'stop') + `data: ${JSON.stringify({ ...head, choices: [], usage })}\n\ndata: [DONE]\n\n`);
+    expect((b.finish({ done: true }) as { choices: Array<{ message: { content: unknown } }> }).choices[0]!.message.content).toBe('');
+  });
+
+  it('keeps reasoning_content, annotations and service_tier through assembly and replay', async () => {
+    const entry = chatEntry({
+      content: 'See [1].',
+      reasoning_content: 'thought about it',
+      annotations: [{ type: 'url_citation', url_citation: { url: 'https://example.com', title: 'Ex', start_index: 4, end_index: 7 } }],
+    });
+    entry.response.service_tier = 'default';
+    const sse = replaySse(entry, { includeUsage: true, chunkChars: 4 });
+    const chunks = await parseWithSdk(sse);
+    expect(chunks.every((c) => (c as { service_tier?: string }).service_tier === 'default')).toBe(true);
+    expect(chunks.map((c) => (c.choices[0]?.delta as { reasoning_content?: string } | undefined)?.reasoning_content ?? '').join('')).toBe('thought about it');
+    for (const seed of [1, 2, 3]) {
+      const a = createStreamAssembler('chat');
+      for (const piece of randomSplits(sse, seed)) a.push(piece);
+      expect(a.finish({ done: true })).toEqual(entry.response);
+    }
+  });
+
   it('stores nothing from a cut-short stream, an error event, an unfinished choice or an unknown usage', () => {
     const full = replaySse(textEntry, { includeUsage: true });
     const cut = full.slice(0, Math.floor(full.length / 2));

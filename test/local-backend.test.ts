@@ -239,6 +239,10 @@ describe('the standalone local backend (parallel: 2)', () => {
   it('lists the model, reports OpenAI-shaped errors and exposes metrics', async () => {
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(['switchyard-tiny-llama']);
+    expect(await client.models.retrieve('switchyard-tiny-llama')).toMatchObject({ id: 'switchyard-tiny-llama', object: 'model' });
+    const unknown = await client.models.retrieve('gpt-5').catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((unknown as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
 
     const bad = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: [] }) });
     expect(bad.status).toBe(400);

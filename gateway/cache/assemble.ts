@@ -26,6 +26,11 @@ interface ChoiceAcc {
   text: string;
   refusal: string | null;
   toolCalls: ToolCallAcc[];
+  /**
+   * Message fields beyond the four above, as the deltas carried them: strings joined
+   * (vLLM's and DeepSeek's `reasoning_content`), arrays concatenated (`annotations`).
+   */
+  extra: Record<string, string | unknown[]>;
   finishReason?: string;
   logprobs: unknown[] | null;
   /** Legacy completions' logprobs, concatenated across chunks. */
@@ -33,6 +38,9 @@ interface ChoiceAcc {
 }
 
 const LEGACY_LOGPROB_FIELDS = ['tokens', 'token_logprobs', 'top_logprobs', 'text_offset'] as const;
+
+/** Delta fields the assembler handles itself; any other is kept as it came (ChoiceAcc.extra). */
+const KNOWN_DELTA_FIELDS: ReadonlySet<string> = new Set(['role', 'content', 'refusal', 'tool_calls', 'function_call']);
 
 export interface StreamEnd {
   /** The upstream stream reached its proper end (StreamState.done). */
@@ -65,7 +73,7 @@ export function createStreamAssembler(endpoint: CacheEndpoint): StreamAssembler 
   const choiceAt = (i: number): ChoiceAcc => {
     let c = choices.get(i);
     if (!c) {
-      c = { role: 'assistant', content: null, text: '', refusal: null, toolCalls: [], logprobs: null };
+      c = { role: 'assistant', content: null, text: '', refusal: null, toolCalls: [], extra: {}, logprobs: null };
       choices.set(i, c);
     }
     return c;
@@ -76,7 +84,7 @@ export function createStreamAssembler(endpoint: CacheEndpoint): StreamAssembler 
       sawError = true;
       return;
     }
-    if (!head) head = { id: chunk.id, created: chunk.created, model: chunk.model, system_fingerprint: chunk.system_fingerprint };
+    if (!head) head = { id: chunk.id, created: chunk.created, model: chunk.model, system_fingerprint: chunk.system_fingerprint, service_tier: chunk.service_tier };
     if (chunk.usage && typeof chunk.usage === 'object') usage = chunk.usage as Json;
     if (!Array.isArray(chunk.choices)) return;
     for (const raw of chunk.choices as Json[]) {
@@ -97,6 +105,12 @@ export function createStreamAssembler(endpoint: CacheEndpoint): StreamAssembler 
       if (typeof delta.role === 'string') c.role = delta.role;
       if (typeof delta.content === 'string') c.content = (c.content ?? '') + delta.content;
       if (typeof delta.refusal === 'string') c.refusal = (c.refusal ?? '') + delta.refusal;
+      for (const k in delta) {
+        if (KNOWN_DELTA_FIELDS.has(k)) continue;
+        const v = delta[k];
+        if (typeof v === 'string') c.extra[k] = (typeof c.extra[k] === 'string' ? c.extra[k] : '') + v;
+        else if (Array.isArray(v)) c.extra[k] = [...(Array.isArray(c.extra[k]) ? c.extra[k] : []), ...v];
+      }
       if (Array.isArray(delta.tool_calls)) {
         for (const tc of delta.tool_calls as Json[]) {
           const ti = typeof tc.index === 'number' ? tc.index : c.toolCalls.length;
@@ -104,7 +118,10 @@ export function createStreamAssembler(endpoint: CacheEndpoint): StreamAssembler 
           if (typeof tc.id === 'string') acc.id = tc.id;
           if (typeof tc.type === 'string') acc.type = tc.type;
           const fn = (tc.function ?? {}) as Json;
-          if (typeof fn.name === 'string') acc.name += fn.name;
+          // OpenAI sends the name once; some compatible servers repeat the whole name on
+          // every delta (the SDK keeps the last one it saw), a few split it. A delta that
+          // starts with what is known so far repeats or extends it; any other is a piece.
+          if (typeof fn.name === 'string' && fn.name) acc.name = fn.name.startsWith(acc.name) ? fn.name : acc.name + fn.name;
           if (typeof fn.arguments === 'string') acc.arguments += fn.arguments;
         }
       }
@@ -130,8 +147,10 @@ export function createStreamAssembler(endpoint: CacheEndpoint): StreamAssembler 
 
   const buildChoice = (index: number, c: ChoiceAcc): Json => {
     if (endpoint === 'completions') return { text: c.text, index, logprobs: c.legacyLogprobs ?? (c.logprobs ? { content: c.logprobs } : null), finish_reason: c.finishReason };
-    const message: Json = { role: c.role, content: c.content, refusal: c.refusal };
     const calls = c.toolCalls.filter(Boolean);
+    // A message of tool calls only has content null, as OpenAI's JSON answer does — even
+    // when the stream opened with `content: ""` in its role delta.
+    const message: Json = { role: c.role, content: c.content === '' && calls.length ? null : c.content, refusal: c.refusal, ...c.extra };
     if (calls.length) message.tool_calls = calls.map((t) => ({ id: t.id, type: t.type, function: { name: t.name, arguments: t.arguments } }));
     return { index, message, logprobs: c.logprobs ? { content: c.logprobs } : null, finish_reason: c.finishReason };
   };
@@ -161,6 +180,7 @@ export function createStreamAssembler(endpoint: CacheEndpoint): StreamAssembler 
         usage: finalUsage,
       };
       if (head.system_fingerprint !== undefined) response.system_fingerprint = head.system_fingerprint;
+      if (head.service_tier !== undefined) response.service_tier = head.service_tier;
       return response;
     },
   };

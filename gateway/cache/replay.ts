@@ -12,13 +12,16 @@ import { toOpenAIUsage, type CacheEntry } from './entry.js';
 export interface ReplayOptions {
   /** The client set stream_options.include_usage. */
   includeUsage: boolean;
-  /** Echoed in every chunk (the client's model alias); defaults to the entry's model. */
+  /** Echoed in every chunk instead of the entry's model (which hits send: what the miss sent). */
   model?: string;
   /** Split content into chunks of at most this many characters; 0 = one chunk per choice. */
   chunkChars?: number;
 }
 
 type Json = Record<string, unknown>;
+
+/** Message fields the replay sends in their own shapes; `parsed` is the SDK's, never the wire's. */
+const REPLAYED_MESSAGE_FIELDS: ReadonlySet<string> = new Set(['role', 'content', 'refusal', 'tool_calls', 'function_call', 'parsed']);
 
 function splitText(text: string, size: number): string[] {
   if (!size || text.length <= size) return [text];
@@ -37,6 +40,11 @@ function chatChoiceChunks(choice: Json, chunkChars: number): Json[] {
   const c = (delta: Json, extra: Json = {}): Json => ({ index, delta, logprobs: null, finish_reason: null, ...extra });
 
   out.push(c({ role: message.role ?? 'assistant', content: content === null ? null : '' }));
+  // Other message fields (reasoning_content, annotations...) as the live stream carried
+  // them: one delta each, before the content, as reasoning comes first live.
+  for (const k in message) {
+    if (!REPLAYED_MESSAGE_FIELDS.has(k) && message[k] != null) out.push(c({ [k]: message[k] }));
+  }
   if (content) {
     const parts = splitText(content, chunkChars);
     parts.forEach((part, i) => out.push(c({ content: part }, i === 0 && choice.logprobs ? { logprobs: choice.logprobs } : {})));
@@ -72,6 +80,7 @@ export function replayChunks(entry: CacheEntry, opts: ReplayOptions): Json[] {
     model: opts.model ?? r.model,
   };
   if (r.system_fingerprint !== undefined) head.system_fingerprint = r.system_fingerprint;
+  if (r.service_tier !== undefined) head.service_tier = r.service_tier;
   const chunkChars = opts.chunkChars ?? 0;
   const choices = (r.choices as Json[]).slice().sort((a, b) => Number(a.index ?? 0) - Number(b.index ?? 0));
   const out: Json[] = [];

@@ -22,8 +22,11 @@ type CacheMetrics = Pick<Metrics, 'cacheRequests' | 'cacheSavedTokens' | 'cacheS
 // object on every hit, so a hot entry is stringified once, not per request.
 const bodies = new WeakMap<CacheEntry, string>();
 
-function jsonBody(entry: CacheEntry, model: string): string {
-  if (entry.response.model !== model) return JSON.stringify({ ...entry.response, model });
+/**
+ * A hit answers with the stored response as the upstream gave it, `model` included (the
+ * upstream's name, e.g. a dated snapshot), exactly as the miss that made the entry did.
+ */
+function jsonBody(entry: CacheEntry): string {
   let body = bodies.get(entry);
   if (body === undefined) bodies.set(entry, (body = JSON.stringify(entry.response)));
   return body;
@@ -65,9 +68,9 @@ export function serveEntry(ctx: RequestContext, entry: CacheEntry, kind: CacheHi
   if (ctx.stream) {
     ctx.streamOutcome = 'complete';
     // One send: the whole stream is known, so no need to trickle it out.
-    ctx.res.send(200, responseHeaders(ctx, 'text/event-stream'), replaySse(entry, { includeUsage: ctx.clientWantsUsage, model: ctx.modelAlias }));
+    ctx.res.send(200, responseHeaders(ctx, 'text/event-stream'), replaySse(entry, { includeUsage: ctx.clientWantsUsage }));
   } else {
-    ctx.res.send(200, responseHeaders(ctx, 'application/json'), jsonBody(entry, ctx.modelAlias));
+    ctx.res.send(200, responseHeaders(ctx, 'application/json'), jsonBody(entry));
   }
 }
 

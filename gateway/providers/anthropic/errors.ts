@@ -30,9 +30,22 @@ function byStatus(status: number): Mapping {
   return status >= 500 ? { status: 502, type: 'server_error', code: 'upstream_error' } : { status, type: 'invalid_request_error', code: 'upstream_error' };
 }
 
+/**
+ * Anthropic's "prompt is too long: N tokens > M maximum" is an invalid_request_error like
+ * any other; OpenAI answers it with code context_length_exceeded, the code clients (agent
+ * frameworks) watch for to trim the conversation and retry.
+ */
+const PROMPT_TOO_LONG = /prompt is too long/i;
+
 export function mapAnthropicError(status: number, errorType: string | undefined, message: string | undefined): { status: number; body: OpenAIErrorBody } {
   const m = (errorType && BY_TYPE[errorType]) || byStatus(status);
-  return { status: m.status, body: errorBody(m.code, message || `The upstream backend answered ${status}.`, m.type) };
+  const text = message || `The upstream backend answered ${status}.`;
+  if (m.status === 400 && message && PROMPT_TOO_LONG.test(message)) {
+    const body = errorBody('context_length_exceeded', text, m.type);
+    body.error.param = 'messages';
+    return { status: 400, body };
+  }
+  return { status: m.status, body: errorBody(m.code, text, m.type) };
 }
 
 /** Parses the body when it is Anthropic's error JSON; anything else (an HTML proxy page) maps by status alone. */
