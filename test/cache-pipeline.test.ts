@@ -141,6 +141,17 @@ describe('the exact cache through the gateway', () => {
     expect(chatCalls()).toBe(2);
   });
 
+  it('serves a hit, not a 500, after an upstream reported negative token counts', async () => {
+    const { client } = await start();
+    const body = { ...det(question('Count me wrong')), mock: { usage: { prompt_tokens: 5, completion_tokens: -10 } } } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming;
+    const first = await ask(client, body);
+    expect(first.cache).toBe('miss');
+    const second = await ask(client, body);
+    expect(second.cache).toBe('hit');
+    expect(second.text).toBe(first.text);
+    expect(chatCalls()).toBe(1);
+  });
+
   it('honours no-store, no-cache and force from the request header', async () => {
     const { gw, client } = await start();
     const body = det(question());

@@ -4,7 +4,7 @@
  * store instances over the same state (for Redis: two clients).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { CacheEntry } from '../gateway/cache/entry.js';
+import { decodeEntry, fromOpenAIUsage, type CacheEntry } from '../gateway/cache/entry.js';
 import { createCacheParts } from '../gateway/cache/parts.js';
 import { createMemoryExactCache } from '../gateway/stores/cache/memory-exact.js';
 import { createRedisExactCache } from '../gateway/stores/cache/redis-exact.js';
@@ -264,5 +264,36 @@ describe('the cache parts over Redis', () => {
       await redisServer.redis().restart();
       health.close();
     }
+  });
+});
+
+describe('entries read back from a store', () => {
+  const good = {
+    v: 1,
+    endpoint: 'chat',
+    response: { id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } },
+    usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+    expiresAtMs: Date.now() + 60_000,
+  };
+  const withChoice = (choice: Record<string, unknown>) => ({ ...good, response: { ...good.response, choices: [choice] } });
+
+  it('accept a well-formed entry', () => {
+    expect(decodeEntry(JSON.stringify(good))).toEqual(good);
+  });
+
+  it.each([
+    ['tool_calls that is not an array', withChoice({ index: 0, message: { role: 'assistant', content: null, tool_calls: { a: 1 } }, finish_reason: 'tool_calls' })],
+    ['a message that is not an object', withChoice({ index: 0, message: 'hi', finish_reason: 'stop' })],
+    ['content that is not a string', withChoice({ index: 0, message: { role: 'assistant', content: 42 }, finish_reason: 'stop' })],
+    ['a completion text that is not a string', withChoice({ index: 0, text: ['x'], finish_reason: 'stop' })],
+    ['negative usage', { ...good, usage: { prompt_tokens: 1, completion_tokens: -10, total_tokens: -9 } }],
+    ['usage that is not a number', { ...good, usage: { prompt_tokens: '1', completion_tokens: 1, total_tokens: 2 } }],
+  ])('treat an entry with %s as a miss, never an error', (_name, value) => {
+    expect(decodeEntry(JSON.stringify(value))).toBeUndefined();
+  });
+
+  it("do not believe an upstream's negative token counts", () => {
+    expect(fromOpenAIUsage({ prompt_tokens: 5, completion_tokens: -10, total_tokens: -5 })).toBeUndefined();
+    expect(fromOpenAIUsage({ prompt_tokens: 5, completion_tokens: 2, total_tokens: Infinity })).toEqual({ prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 });
   });
 });

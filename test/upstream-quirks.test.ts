@@ -7,6 +7,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startQuirkyUpstream, type QuirkyUpstream } from './support/quirky-upstream.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { usageFromObject, usageFromText } from '../gateway/providers/openai/usage.js';
 
 const SECRET = 'sk-upstream-SECRET-1234';
 const TIMEOUT_MS = 1000;
@@ -191,5 +192,15 @@ describe('quirky upstreams', () => {
   it('keeps serving after all of that', async () => {
     const r = await client.chat.completions.create({ model: 'q', messages: [{ role: 'user', content: 'plain' }] });
     expect(r.choices[0]!.message.content).toBe('plain');
+  });
+});
+
+describe('token counts an upstream reports', () => {
+  it('are refused when negative, in a JSON answer and in a stream chunk, so the gateway estimates instead of refunding', () => {
+    expect(usageFromText('{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":-10,"total_tokens":-5}}')).toBeUndefined();
+    expect(usageFromObject({ prompt_tokens: 5, completion_tokens: -10, total_tokens: -5 })).toBeUndefined();
+    expect(usageFromObject({ prompt_tokens: -1, completion_tokens: 3 })).toBeUndefined();
+    expect(usageFromText('{"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}')).toEqual({ prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
+    expect(usageFromObject({ prompt_tokens: 5, completion_tokens: 3 })).toEqual({ prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
   });
 });

@@ -36,17 +36,49 @@ export function toOpenAIUsage(u: Usage): OpenAIUsage {
   return out;
 }
 
-/** Reads OpenAI's usage object; undefined when absent or malformed. */
+/** A token count as usage may hold it: a finite number, not negative. */
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isFinite(n) && n >= 0;
+
+/**
+ * Reads OpenAI's usage object; undefined when absent or malformed (negative or
+ * non-finite counts included: an upstream that reports -10 tokens is not believed, and
+ * its answer is stored with the gateway's own count instead).
+ */
 export function fromOpenAIUsage(raw: unknown): Usage | undefined {
   if (!raw || typeof raw !== 'object') return undefined;
   const r = raw as Record<string, unknown>;
   const p = r.prompt_tokens;
   const c = r.completion_tokens;
-  if (typeof p !== 'number' || typeof c !== 'number') return undefined;
-  const usage: Usage = { prompt_tokens: p, completion_tokens: c, total_tokens: typeof r.total_tokens === 'number' ? r.total_tokens : p + c };
+  if (!isCount(p) || !isCount(c)) return undefined;
+  const usage: Usage = { prompt_tokens: p, completion_tokens: c, total_tokens: isCount(r.total_tokens) ? r.total_tokens : p + c };
   const details = r.completion_tokens_details as Record<string, unknown> | undefined;
-  if (details && typeof details.reasoning_tokens === 'number') usage.reasoning_tokens = details.reasoning_tokens;
+  if (details && isCount(details.reasoning_tokens)) usage.reasoning_tokens = details.reasoning_tokens;
   return usage;
+}
+
+/** The gateway's Usage as a stored entry must hold it (a value from Redis is not trusted). */
+function isUsage(u: unknown): u is Usage {
+  if (!u || typeof u !== 'object') return false;
+  const r = u as Record<string, unknown>;
+  return isCount(r.prompt_tokens) && isCount(r.completion_tokens) && isCount(r.total_tokens) && (r.reasoning_tokens === undefined || isCount(r.reasoning_tokens));
+}
+
+/**
+ * A choice the cache can serve and replay: finished, and with the field types the replay
+ * and the hit accounting read (a chat message object whose tool_calls, when present, is an
+ * array of objects; a completion's text a string).
+ */
+function isServableChoice(c: unknown): boolean {
+  if (!c || typeof c !== 'object' || Array.isArray(c)) return false;
+  const choice = c as Record<string, unknown>;
+  if (typeof choice.finish_reason !== 'string') return false;
+  if ('message' in choice) {
+    const m = choice.message as Record<string, unknown> | null;
+    if (!m || typeof m !== 'object' || Array.isArray(m)) return false;
+    if (m.content != null && typeof m.content !== 'string') return false;
+    if (m.tool_calls != null && !(Array.isArray(m.tool_calls) && m.tool_calls.every((t) => t && typeof t === 'object'))) return false;
+  } else if (typeof choice.text !== 'string') return false;
+  return true;
 }
 
 /**
@@ -59,7 +91,7 @@ export function isStorableResponse(response: unknown): response is Record<string
   const r = response as Record<string, unknown>;
   if ('error' in r && r.error != null) return false;
   if (!Array.isArray(r.choices) || r.choices.length === 0) return false;
-  return r.choices.every((c) => c && typeof c === 'object' && typeof (c as Record<string, unknown>).finish_reason === 'string');
+  return r.choices.every(isServableChoice);
 }
 
 /** `entry` with expiresAtMs no later than now + ttlS (the same object when already so). */
@@ -83,6 +115,6 @@ export function decodeEntry(bytes: Uint8Array | string): CacheEntry | undefined 
   if (!parsed || typeof parsed !== 'object') return undefined;
   const e = parsed as Partial<CacheEntry>;
   if (e.v !== 1 || (e.endpoint !== 'chat' && e.endpoint !== 'completions')) return undefined;
-  if (!isStorableResponse(e.response) || !e.usage || typeof e.expiresAtMs !== 'number') return undefined;
+  if (!isStorableResponse(e.response) || !isUsage(e.usage) || typeof e.expiresAtMs !== 'number') return undefined;
   return e as CacheEntry;
 }

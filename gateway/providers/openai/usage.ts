@@ -5,7 +5,8 @@
  */
 import type { Usage } from '../types.js';
 
-const NUM = (name: string) => new RegExp(`"${name}"\\s*:\\s*(\\d+)`);
+// `-?`: a negative count is read, then refused below, rather than skipped and taken as 0.
+const NUM = (name: string) => new RegExp(`"${name}"\\s*:\\s*(-?\\d+)`);
 const PROMPT = NUM('prompt_tokens');
 const COMPLETION = NUM('completion_tokens');
 const TOTAL = NUM('total_tokens');
@@ -22,21 +23,27 @@ export function usageFromText(text: string): Usage | undefined {
   const r = REASONING.exec(tail);
   const prompt = Number(p[1]);
   const completion = c ? Number(c[1]) : 0;
-  const usage: Usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: t ? Number(t[1]) : prompt + completion };
-  if (r) usage.reasoning_tokens = Number(r[1]);
+  // Negative counts are a broken upstream: no usage, so the gateway estimates (never a refund).
+  if (prompt < 0 || completion < 0) return undefined;
+  const total = t ? Number(t[1]) : -1;
+  const usage: Usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total >= 0 ? total : prompt + completion };
+  if (r && Number(r[1]) >= 0) usage.reasoning_tokens = Number(r[1]);
   return usage;
 }
 
 /** A usage object from parsed JSON (stream chunks). */
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isFinite(n) && n >= 0;
+
 export function usageFromObject(u: Record<string, unknown> | null | undefined): Usage | undefined {
-  if (!u || typeof u.prompt_tokens !== 'number') return undefined;
-  const completion = typeof u.completion_tokens === 'number' ? u.completion_tokens : 0;
+  if (!u || !isCount(u.prompt_tokens)) return undefined;
+  if (u.completion_tokens != null && !isCount(u.completion_tokens)) return undefined;
+  const completion = isCount(u.completion_tokens) ? u.completion_tokens : 0;
   const usage: Usage = {
     prompt_tokens: u.prompt_tokens,
     completion_tokens: completion,
-    total_tokens: typeof u.total_tokens === 'number' ? u.total_tokens : u.prompt_tokens + completion,
+    total_tokens: isCount(u.total_tokens) ? u.total_tokens : u.prompt_tokens + completion,
   };
   const details = u.completion_tokens_details as { reasoning_tokens?: number } | undefined;
-  if (details && typeof details.reasoning_tokens === 'number') usage.reasoning_tokens = details.reasoning_tokens;
+  if (details && isCount(details.reasoning_tokens)) usage.reasoning_tokens = details.reasoning_tokens;
   return usage;
 }
