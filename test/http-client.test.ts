@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHttpBackendClient } from '../gateway/upstream/http-client.js';
+import { createHttpBackendClient, DUMP_LIMIT_MS } from '../gateway/upstream/http-client.js';
 import { RequestCancellation, cancellationFromSignal } from '../gateway/upstream/cancellation.js';
 import { BackendSchema } from '../gateway/config/schema.js';
 import type { BackendClient } from '../gateway/upstream/types.js';
@@ -47,6 +47,14 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
   '/v1/hang': (req, res) => {
     req.socket.on('close', () => closed.push('hang'));
     void res;
+  },
+  '/v1/held-open': (req, res) => {
+    // The answer is complete, but the connection is held open with keep-alive comments.
+    req.socket.on('close', () => closed.push('held-open'));
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: [DONE]\n\n');
+    const t = setInterval(() => res.write(': ping\n\n'), 50);
+    res.on('close', () => clearInterval(t));
   },
   '/v1/slow-body': (req, res) => {
     req.socket.on('close', () => closed.push('slow-body'));
@@ -153,6 +161,44 @@ describe('upstream http client', () => {
     expect(Date.now() - t0).toBeLessThan(1000);
     const r = await get('/slow-body', new RequestCancellation(), 100);
     await expect(r.bytes!()).rejects.toMatchObject({ name: 'TimeoutError' });
+  });
+
+  it('answers a request queued for a pooled connection at once when it is cancelled or its deadline passes', async () => {
+    const port = (server.address() as AddressInfo).port;
+    const one = createHttpBackendClient('one', BackendSchema.parse({ type: 'openai-compatible', base_url: `http://127.0.0.1:${port}/v1`, max_connections: 1 }), `http://127.0.0.1:${port}/v1`);
+    try {
+      const holder = new RequestCancellation();
+      const busy = one.request({ method: 'GET', path: '/hang', headers: {} }, { cancel: holder });
+      busy.catch(() => {});
+      await sleep(50);
+      // Queued behind the hanging request: cancelled by its client...
+      const left = new RequestCancellation();
+      const t0 = Date.now();
+      const queued = one.request({ method: 'GET', path: '/small', headers: {} }, { cancel: left });
+      setTimeout(() => left.abort(), 50);
+      await expect(queued).rejects.toMatchObject({ name: 'AbortError' });
+      expect(Date.now() - t0).toBeLessThan(500);
+      // ...or past its deadline.
+      const t1 = Date.now();
+      await expect(one.request({ method: 'GET', path: '/small', headers: {} }, { cancel: new RequestCancellation(), timeoutMs: 100 })).rejects.toMatchObject({ name: 'TimeoutError' });
+      expect(Date.now() - t1).toBeLessThan(500);
+      // Once the connection frees, the dropped requests are never sent, and the pool serves on.
+      holder.abort();
+      await expect(busy).rejects.toBeTruthy();
+      const r = await one.request({ method: 'GET', path: '/small', headers: {} }, { cancel: new RequestCancellation() });
+      expect(Buffer.from(await r.bytes!()).toString()).toBe('{"ok":true}');
+    } finally {
+      await one.close();
+    }
+  });
+
+  it('cuts a discarded body that does not end (held open after [DONE]) instead of keeping its connection', async () => {
+    const r = await get('/held-open');
+    const t0 = Date.now();
+    await r.dump();
+    expect(Date.now() - t0).toBeLessThan(DUMP_LIMIT_MS + 500);
+    await sleep(50);
+    expect(closed).toContain('held-open');
   });
 
   it('accepts a cancellation made from an AbortSignal', async () => {

@@ -21,6 +21,12 @@ import { DeadlineQueue, type Expirable } from './deadlines.js';
 const HIGH_WATER_BYTES = 256 * 1024;
 /** A discarded (dumped) body longer than this is cut by closing its connection. */
 const DUMP_LIMIT_BYTES = 256 * 1024;
+/**
+ * ...and so is one that has not ended this long after the discard began: an upstream that
+ * holds its connection open after `[DONE]` (pinging, or silent) would otherwise keep a
+ * pooled connection busy until its body timeout — for ever, when it pings.
+ */
+export const DUMP_LIMIT_MS = 1000;
 
 function parseRawHeaders(raw: Buffer[] | null): IncomingHttpHeaders {
   const out: Record<string, string | string[]> = {};
@@ -51,6 +57,7 @@ class UpstreamCall implements UpstreamResponse, Expirable {
   private failed: unknown;
   /** dump(): chunks are dropped as they come. */
   private discarding = false;
+  private discarded = 0;
   /** bytes(): the whole body is wanted, so the socket is never paused. */
   private collecting = false;
   private paused = false;
@@ -122,8 +129,13 @@ class UpstreamCall implements UpstreamResponse, Expirable {
 
   private abort(err: Error): void {
     if (this.done || this.failed !== undefined) return;
-    if (this.abortFn) this.abortFn(err);
-    else this.pendingAbort = err;
+    if (this.abortFn) return this.abortFn(err);
+    // Still queued for a pooled connection: undici calls us only once it hands one over,
+    // which may take as long as the busy connections stay busy. The caller (a client that
+    // left, a deadline that passed) gets its answer now; the request is dropped unsent
+    // when a connection comes (onConnect).
+    this.pendingAbort = err;
+    this.onError(err);
   }
 
   private wake(): void {
@@ -145,8 +157,11 @@ class UpstreamCall implements UpstreamResponse, Expirable {
 
   // ---- undici handler ----
   onConnect(abort: (err: Error) => void): void {
+    // Cancelled while queued: throwing here makes undici drop the request before writing
+    // it (client-h1 writeH1 catches and errors the request), and the connection stays
+    // usable; abort() would destroy the socket.
+    if (this.pendingAbort) throw this.pendingAbort;
     this.abortFn = abort;
-    if (this.pendingAbort) abort(this.pendingAbort);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
@@ -164,7 +179,8 @@ class UpstreamCall implements UpstreamResponse, Expirable {
   onData(chunk: Buffer): boolean {
     this.total += chunk.byteLength;
     if (this.discarding) {
-      if (this.total > DUMP_LIMIT_BYTES) this.abort(abortError('AbortError', 'Discarded body too long.'));
+      this.discarded += chunk.byteLength;
+      if (this.discarded > DUMP_LIMIT_BYTES) this.abort(abortError('AbortError', 'Discarded body too long.'));
       return true;
     }
     this.chunks.push(chunk);
@@ -187,6 +203,7 @@ class UpstreamCall implements UpstreamResponse, Expirable {
   }
 
   onError(err: Error): void {
+    if (this.failed !== undefined) return;
     this.failed = err;
     this.settle();
     if (!this.headSettled) {
@@ -271,12 +288,15 @@ class UpstreamCall implements UpstreamResponse, Expirable {
       this.paused = false;
       this.resumeSocket?.();
     }
-    while (!this.done && this.failed === undefined) {
-      try {
-        await this.waitForData();
-      } catch {
-        return;
-      }
+    if (this.done || this.failed !== undefined) return;
+    const cut = setTimeout(() => this.abort(abortError('AbortError', 'Discarded body did not end.')), DUMP_LIMIT_MS);
+    cut.unref();
+    try {
+      while (!this.done && this.failed === undefined) await this.waitForData();
+    } catch {
+      /* cut or failed: the connection is gone, nothing to discard */
+    } finally {
+      clearTimeout(cut);
     }
   }
 }
