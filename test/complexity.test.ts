@@ -83,3 +83,12 @@ describe('the complexity classifier with configured rules', () => {
     expect(classifierText({ prompt: 'p' })).toEqual({ text: 'p', turns: 1 });
   });
 });
+
+describe('the code-fence signal on hostile text', () => {
+  it('scans 400,000 newlines in linear time, and still finds an indented fence', () => {
+    expect(classify({ text: '\n'.repeat(400_000) + 'x', turns: 1, promptTokens: 10, hasTools: false }).class).toBeDefined();
+    const fenced = classify({ text: 'fix this:\n   ```js\nlet a = 1\n```', turns: 1, promptTokens: 10, hasTools: false });
+    const plain = classify({ text: 'fix this:\n   js\nlet a = 1', turns: 1, promptTokens: 10, hasTools: false });
+    expect(fenced).not.toEqual(plain);
+  });
+});

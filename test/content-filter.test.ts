@@ -255,3 +255,12 @@ describe('the filterContent stage', () => {
     expect(() => createFilterContentStage(makeDeps([{ name: 'bad', filters: { deny: { patterns: ['(unclosed'] } } }]).deps)).toThrow(/routes\.0\.filters\.deny\.patterns\.0/);
   });
 });
+
+describe('PII patterns on hostile text', () => {
+  it('finish in linear time on long runs that almost look like an e-mail address (they backtracked quadratically)', () => {
+    for (const text of ['a'.repeat(400_000) + '@', 'a@' + 'a.'.repeat(200_000), 'x@' + 'a-'.repeat(200_000)]) {
+      expect(redactText(text).count).toBe(0);
+    }
+    expect(redactText('write to john.doe+x@example.co.uk or a@b.io').text).toBe('write to [REDACTED_EMAIL] or [REDACTED_EMAIL]');
+  });
+});

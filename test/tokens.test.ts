@@ -142,6 +142,15 @@ describe('exact counting stays linear on hostile text', () => {
     expect(n).toBeLessThan(400_000 / 1.5);
   });
 
+  it('counts 400,000 spaces, tabs or newlines (a whitespace run is one pre-token too: quadratic if counted whole)', () => {
+    const count = encodingCounter('o200k');
+    for (const ws of [' ', '\t', '\n']) {
+      const n = count(`a${ws.repeat(400_000)}b`);
+      expect(n).toBeGreaterThan(2);
+      expect(n).toBeLessThan(400_000);
+    }
+  });
+
   it('gives the same count as BPE whole for ordinary text, and nearly the same for long runs', () => {
     const count = encodingCounter('o200k');
     const prose = 'The quick brown fox jumps over the lazy dog. '.repeat(200);
