@@ -49,4 +49,13 @@ describe('prompt tokens of a local model', () => {
     expect((err as APIError).code).toBe('context_length_exceeded');
     expect((err as APIError).message).toContain('310 in the messages');
   });
+
+  it('counts a 1.5-million-character word with the model’s tokenizer in linear time (sliced, the rest extrapolated)', async () => {
+    // Whole, node-llama-cpp's tokenizer took 12 s for 400,000 'a's on the event loop.
+    const err = await client.chat.completions
+      .create({ model: 'local-small', messages: [{ role: 'user', content: 'a'.repeat(1_500_000) }], max_tokens: 4 })
+      .then(() => undefined, (e: unknown) => e);
+    expect((err as APIError).code).toBe('context_length_exceeded');
+    expect((err as APIError).message).toContain('1500010 in the messages');
+  });
 });

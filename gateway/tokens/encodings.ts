@@ -43,22 +43,39 @@ const LONG_RUNS = new RegExp(LONG_RUN.source, 'g');
  */
 const EXACT_CHARS = 1 << 20;
 
+/**
+ * How to count `text` in linear time with a tokenizer that is quadratic in a pre-token's
+ * length: the pieces to tokenize (long runs sliced), and the factor their summed count is
+ * scaled by (texts past EXACT_CHARS are extrapolated from their first EXACT_CHARS). Used
+ * by the tiktoken counters here and for backends' own tokenizers (request-tokens.ts).
+ */
+export function countingPlan(text: string): { pieces: string[]; scale: number } {
+  if (text.length > EXACT_CHARS) return { pieces: countingPlan(text.slice(0, EXACT_CHARS)).pieces, scale: text.length / EXACT_CHARS };
+  if (!LONG_RUN.test(text)) return { pieces: [text], scale: 1 };
+  const pieces: string[] = [];
+  let last = 0;
+  for (const m of text.matchAll(LONG_RUNS)) {
+    if (m.index > last) pieces.push(text.slice(last, m.index));
+    for (let i = 0; i < m[0].length; i += RUN_CHARS) pieces.push(m[0].slice(i, i + RUN_CHARS));
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) pieces.push(text.slice(last));
+  return { pieces, scale: 1 };
+}
+
+/** Characters a request's texts are counted exactly for, all texts together (request-tokens.ts). */
+export const EXACT_REQUEST_CHARS = EXACT_CHARS;
+
 function boundedCounter(countTokens: (text: string) => number): CountText {
-  const count = (text: string): number => {
+  return (text: string): number => {
     if (text.length === 0) return 0;
-    if (text.length > EXACT_CHARS) return Math.ceil((count(text.slice(0, EXACT_CHARS)) * text.length) / EXACT_CHARS);
-    if (!LONG_RUN.test(text)) return countTokens(text);
+    // The common case, without a plan object.
+    if (text.length <= EXACT_CHARS && !LONG_RUN.test(text)) return countTokens(text);
+    const plan = countingPlan(text);
     let total = 0;
-    let last = 0;
-    for (const m of text.matchAll(LONG_RUNS)) {
-      if (m.index > last) total += countTokens(text.slice(last, m.index));
-      for (let i = 0; i < m[0].length; i += RUN_CHARS) total += countTokens(m[0].slice(i, i + RUN_CHARS));
-      last = m.index + m[0].length;
-    }
-    if (last < text.length) total += countTokens(text.slice(last));
-    return total;
+    for (const piece of plan.pieces) total += countTokens(piece);
+    return Math.ceil(total * plan.scale);
   };
-  return count;
 }
 
 export function encodingCounter(name: EncodingName): CountText {

@@ -7,7 +7,7 @@
 import type { ModelConfig } from '../config/schema.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { BackendClient } from '../upstream/types.js';
-import type { CountText } from './encodings.js';
+import { countingPlan, EXACT_REQUEST_CHARS, type CountText } from './encodings.js';
 import type { TokenCounter } from './token-counter.js';
 
 const BACKEND_COUNT = 'tokens.backendCount';
@@ -29,8 +29,21 @@ export async function prepareBackendCount(ctx: RequestContext, counter: TokenCou
   const texts = new Set<string>();
   counter.countPrompt(ctx.endpoint, ctx.body, model, (t) => (texts.add(t), 0));
   const counts = new Map<string, number>();
-  await Promise.all([...texts].map(async (t) => counts.set(t, await backend.countTokens!(t))));
   const fallback = counter.textCounter(model);
+  // A backend's tokenizer (node-llama-cpp's, synchronous on the event loop) gets the same
+  // bounds as the tiktoken counters: long runs sliced, and exact counting only for the
+  // first EXACT_REQUEST_CHARS of all texts together; the rest is estimated. Unbounded,
+  // 400,000 'a's held the event loop for 12 s.
+  let budget = EXACT_REQUEST_CHARS;
+  const exact: Promise<unknown>[] = [];
+  for (const t of texts) {
+    if (budget <= 0) break;
+    const plan = countingPlan(t.length > budget ? t.slice(0, budget) : t);
+    const scale = t.length > budget ? t.length / budget : plan.scale;
+    budget -= Math.min(t.length, budget);
+    exact.push(Promise.all(plan.pieces.map((p) => backend.countTokens!(p))).then((ns) => counts.set(t, Math.ceil(ns.reduce((a, n) => a + n, 0) * scale))));
+  }
+  await Promise.all(exact);
   ctx.locals[BACKEND_COUNT] = ((t: string) => counts.get(t) ?? fallback(t)) satisfies CountText;
   ctx.promptTokensEstimate = undefined;
 }
