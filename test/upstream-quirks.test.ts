@@ -161,6 +161,16 @@ describe('quirky upstreams', () => {
     expect(Date.now() - started).toBeLessThan(TIMEOUT_MS * 2);
   });
 
+  it('ends a stream whose upstream sends an event that never ends (past 16 Mi characters) with an error event', async () => {
+    const res = await ask('endless-event', { stream: true });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain('"content":"first"');
+    expect(text.length).toBeLessThan(64 * 1024);
+    const last = JSON.parse(text.trim().split('\n\n').at(-1)!.replace(/^data: /, '')) as { error: { code: string } };
+    expect(last.error.code).toBe('upstream_stream_interrupted');
+  });
+
   it('answers a whole answer over 64 MiB with upstream_bad_response, and does not fetch it again', async () => {
     const before = up.hits.get('huge') ?? 0;
     const res = await ask('huge', {}, 'qr');

@@ -129,6 +129,11 @@ export function createStreamAssembler(endpoint: CacheEndpoint): StreamAssembler 
   };
 
   const parser: EventSourceParser = createParser({
+    // The relay refuses larger events before they reach here; a bound all the same.
+    maxBufferSize: 16 * 1024 * 1024,
+    onError(err) {
+      if (err.type === 'max-buffer-size-exceeded') broken = true;
+    },
     onEvent(ev) {
       if (ev.data === '[DONE]') {
         sawDone = true;
@@ -157,6 +162,7 @@ export function createStreamAssembler(endpoint: CacheEndpoint): StreamAssembler 
 
   return {
     push(sseText) {
+      if (broken) return;
       parser.feed(sseText);
     },
     get sawDone() {

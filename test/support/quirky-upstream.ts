@@ -75,6 +75,15 @@ const CASES: Record<string, Handler> = {
     setTimeout(() => res.write(': ping\n\n'), 100);
     setTimeout(() => res.end(`data: ${chunk('after pings')}\n\ndata: [DONE]\n\n`), 250);
   },
+  // One event, then `data: ` and 20 MiB with no newline: an event that never ends.
+  async 'endless-event'(_req, res) {
+    res.writeHead(200, sseHead);
+    res.write(`data: ${chunk('first')}\n\ndata: `);
+    const mib = 'x'.repeat(1024 * 1024);
+    for (let i = 0; i < 20 && !res.destroyed; i++) {
+      if (!res.write(mib)) await new Promise((r) => res.once('drain', r));
+    }
+  },
   // [DONE], then the connection is held open and never ended.
   'done-hold'(_req, res) {
     res.writeHead(200, sseHead);

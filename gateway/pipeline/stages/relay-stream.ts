@@ -13,11 +13,18 @@
  * backend's key, should the upstream echo it, is masked in everything written.
  */
 import { createParser } from 'eventsource-parser';
-import { streamErrorEvent } from '../../errors.js';
+import { GatewayError, streamErrorEvent } from '../../errors.js';
 import type { StreamTranslator } from '../../providers/types.js';
 import type { UpstreamResponse } from '../../upstream/types.js';
 import type { RequestContext } from '../context.js';
 import { maskSecret } from '../mask-secret.js';
+
+/**
+ * The most an upstream may send as one SSE event (or one unterminated line): a whole
+ * answer is capped at MAX_RESPONSE_BYTES, and a stream's events are as bounded, or an
+ * upstream sending `data: ` and no newline grew the heap by its whole output.
+ */
+export const MAX_EVENT_CHARS = 16 * 1024 * 1024;
 
 export interface RelayResult {
   outcome: 'complete' | 'interrupted' | 'client_aborted' | 'upstream_error' | 'shutdown';
@@ -50,6 +57,11 @@ export async function relayStream(
   /** `out` holds more than comments: the first such write is the first byte (TTFT). */
   let outHasEvents = false;
   const parser = createParser({
+    maxBufferSize: MAX_EVENT_CHARS,
+    onError(err) {
+      // Thrown out of feed() into the catch below: the stream ends with an error event.
+      if (err.type === 'max-buffer-size-exceeded') throw new GatewayError('upstream_bad_response', { message: `An event of the upstream stream exceeded ${MAX_EVENT_CHARS} characters.` });
+    },
     onEvent(ev) {
       const text = translator.push({ event: ev.event, data: ev.data });
       if (text === '') return;
