@@ -173,6 +173,12 @@ describe.each(['uws', 'node'] as const)('the gateway on %s', (serverKind) => {
   it('answers invalid JSON, unknown paths and wrong methods in OpenAI shape', async () => {
     const bad = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: '{nope' });
     expect(bad.status).toBe(400);
+    // Without a valid key the body is never parsed: 401, whatever it holds (as OpenAI answers).
+    for (const authorization of [undefined, 'Bearer sk-wrong']) {
+      const anon = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: authorization ? { authorization } : {}, body: '{nope' });
+      expect(anon.status).toBe(401);
+      expect(((await anon.json()) as { error: { code: string } }).error.code).toBe('invalid_api_key');
+    }
     expect((await bad.json()).error).toMatchObject({ code: 'invalid_json', type: 'invalid_request_error', param: null });
     const missing = await fetch(`${gw.url}/v2/whatever`);
     expect(missing.status).toBe(404);

@@ -6,7 +6,7 @@
 import { STOP, type Finalizer, type RequestContext, type Stage } from './context.js';
 import type { GatewayDeps } from './deps.js';
 import { createParseRequestStage } from './stages/parse-request.js';
-import { createAuthenticateStage } from './stages/authenticate.js';
+import { createAuthenticateStage, createAuthorizeModelStage, createKeyIndex } from './stages/authenticate.js';
 import { createResolveRouteStage } from './stages/resolve-route.js';
 import { createDispatchStage } from './stages/dispatch.js';
 import { createFilterContentStage } from './stages/filter-content.js';
@@ -26,9 +26,11 @@ export interface Pipeline {
 }
 
 export function createPipeline(deps: GatewayDeps): Pipeline {
+  const keys = createKeyIndex(deps.config.keys);
   const stages: Stage[] = [
+    createAuthenticateStage(deps, keys),
     createParseRequestStage(),
-    createAuthenticateStage(deps),
+    createAuthorizeModelStage(deps, keys),
     createResolveRouteStage(deps),
     createFilterContentStage(deps),
     createCountPromptStage(deps),
