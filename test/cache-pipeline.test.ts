@@ -8,6 +8,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../gateway/metrics.js';
+import { MAX_KEY_VALUES } from '../gateway/cache/key.js';
 import { startMockUpstream, type MockUpstream } from './support/mock-upstream.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startRedis } from './support/redis.js';
@@ -150,6 +151,14 @@ describe('the exact cache through the gateway', () => {
     expect(second.cache).toBe('hit');
     expect(second.text).toBe(first.text);
     expect(chatCalls()).toBe(1);
+  });
+
+  it('bypasses the cache for a body of more JSON values than it keys (canonicalising millions took seconds)', async () => {
+    const { client } = await start();
+    const body = { ...det(question('Many values')), x: new Array(MAX_KEY_VALUES + 1).fill(0) } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming;
+    expect((await ask(client, body)).cache).toBe('bypass');
+    expect((await ask(client, body)).cache).toBe('bypass');
+    expect(chatCalls()).toBe(2);
   });
 
   it('honours no-store, no-cache and force from the request header', async () => {

@@ -21,16 +21,35 @@ import type { CacheEndpoint } from './entry.js';
  */
 const IGNORED_FIELDS: ReadonlySet<string> = new Set(['user', 'stream', 'stream_options', 'model', 'metadata', 'store', 'service_tier']);
 
-/** JSON with object keys sorted at every depth; undefined members are dropped like JSON.stringify does. */
-export function canonicalJson(value: unknown): string {
+/**
+ * The most values (objects, arrays, scalars) a body may hold for the cache to key it: a
+ * real chat request, tool schemas included, holds a few thousand; a crafted one of
+ * millions of tiny values took seconds of event loop to canonicalise. Past this the
+ * request bypasses the cache (KeyTooLargeError).
+ */
+export const MAX_KEY_VALUES = 200_000;
+
+export class KeyTooLargeError extends Error {
+  constructor() {
+    super(`The request holds more than ${MAX_KEY_VALUES} JSON values: not cached.`);
+    this.name = 'KeyTooLargeError';
+  }
+}
+
+/**
+ * JSON with object keys sorted at every depth; undefined members are dropped like
+ * JSON.stringify does. Throws KeyTooLargeError past MAX_KEY_VALUES values.
+ */
+export function canonicalJson(value: unknown, budget = { left: MAX_KEY_VALUES }): string {
+  if (--budget.left < 0) throw new KeyTooLargeError();
   if (value === null || typeof value !== 'object') {
     const s = JSON.stringify(value);
     return s === undefined ? 'null' : s;
   }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v, budget)).join(',')}]`;
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k], budget)}`).join(',')}}`;
 }
 
 export interface KeyInput {
@@ -66,6 +85,7 @@ export function sha256Hex(text: string): string {
   return hash('sha256', text, 'hex');
 }
 
+/** Throws KeyTooLargeError for a body too large to key (check-cache bypasses the cache then). */
 export function exactCacheKey(input: KeyInput): string {
   const memoKey = input.raw && input.raw.length <= MEMO_MAX_BODY ? `${input.endpoint}\u0000${input.target}\u0000${input.raw.toString('latin1')}` : undefined;
   if (memoKey !== undefined) {

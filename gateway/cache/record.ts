@@ -64,6 +64,15 @@ function parseBody(body: unknown): unknown {
   return undefined;
 }
 
+/** A changed body still keys to the entry it was looked up under (a body grown too large to key does not). */
+function sameKey(c: RequestContext, p: PendingStore): boolean {
+  try {
+    return exactCacheKey({ endpoint: p.endpoint, target: p.targetId, body: c.body }) === p.key;
+  } catch {
+    return false;
+  }
+}
+
 export function recordOnCompletion(ctx: RequestContext, p: PendingStore, parts: CacheParts, logger: Logger): void {
   const assembler = ctx.stream ? createStreamAssembler(p.endpoint) : undefined;
   if (assembler) {
@@ -88,7 +97,7 @@ export function recordOnCompletion(ctx: RequestContext, p: PendingStore, parts: 
           if (st) response = assembler.finish({ done: st.done, error: st.error, usage: st.usage ?? c.usage });
         }
       }
-      const sameRequest = targetIdOf(c) === p.targetId && (!c.bodyChanged || exactCacheKey({ endpoint: p.endpoint, target: p.targetId, body: c.body }) === p.key);
+      const sameRequest = targetIdOf(c) === p.targetId && (!c.bodyChanged || sameKey(c, p));
       const usage = isStorableResponse(response) ? (fromOpenAIUsage(response.usage) ?? c.usage) : undefined;
       if (!isStorableResponse(response) || !usage) {
         p.leader?.fail(assembler?.sawError ?? false);

@@ -15,7 +15,7 @@ import { STOP } from '../context.js';
 import type { GatewayDeps } from '../deps.js';
 import type { CacheParts } from '../../cache/parts.js';
 import { decideCachePolicy, type CachePolicy } from '../../cache/policy.js';
-import { exactCacheKey } from '../../cache/key.js';
+import { exactCacheKey, KeyTooLargeError } from '../../cache/key.js';
 import { normaliseVector, semanticQuery } from '../../cache/semantic.js';
 import { CACHE_HEADER, serveEntry, serveFollower } from '../../cache/serve.js';
 import { recordOnCompletion, targetIdOf, type PendingStore } from '../../cache/record.js';
@@ -94,14 +94,21 @@ export function createCheckCacheStage(deps: GatewayDeps, parts: CacheParts): Sta
       header: ctx.req.headers[CACHE_HEADER],
       semanticAvailable: parts.semantic !== undefined && parts.embed !== undefined,
     });
-    if (!policy) {
+    const endpoint = ctx.endpoint;
+    let key: string | undefined;
+    if (policy) {
+      try {
+        key = exactCacheKey({ endpoint, target: targetId, body: ctx.body, raw: ctx.bodyChanged ? undefined : ctx.rawBody });
+      } catch (err) {
+        if (!(err instanceof KeyTooLargeError)) throw err;
+      }
+    }
+    if (!policy || key === undefined) {
       ctx.responseHeaders[CACHE_HEADER] = 'bypass';
       ctx.cacheResult = 'bypass';
       metrics.cacheRequests.labels('exact', 'bypass').inc();
       return;
     }
-    const endpoint = ctx.endpoint;
-    const key = exactCacheKey({ endpoint, target: targetId, body: ctx.body, raw: ctx.bodyChanged ? undefined : ctx.rawBody });
     if (policy.read && policy.exact) {
       const local = parts.exact.peek?.(key);
       if (local) {
