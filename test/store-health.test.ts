@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ReplyError } from 'ioredis';
 import { createLogger } from '../gateway/logger.js';
 import { createMetrics } from '../gateway/metrics.js';
-import { createStoreHealth, isOutage } from '../gateway/stores/redis/connection.js';
+import { createStoreHealth, isOutage, SILENT_PROBES } from '../gateway/stores/redis/connection.js';
 import { GatewayError } from '../gateway/errors.js';
 
 function health(onFailure: 'fail_open' | 'fail_closed') {
@@ -42,4 +42,31 @@ describe('store health', () => {
     await expect(h.run('consume', async () => 'shared', () => 'fallback')).rejects.toMatchObject({ code: 'store_unavailable' });
     h.close();
   });
+
+  it('replaces a connection that says it is up but answers no probe (a silent peer), and only that one', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    let reconnects = 0;
+    let answering = false;
+    const h = createStoreHealth({
+      logger: createLogger({ level: 'silent' }),
+      metrics,
+      onFailure: 'fail_open',
+      probeMs: 10,
+      isConnected: () => true,
+      ping: () => (answering ? Promise.resolve() : Promise.reject(new Error('Command timed out'))),
+      reconnect: () => reconnects++,
+    });
+    await h.run('consume', () => Promise.reject(new Error('Command timed out')), () => 'fallback');
+    expect(h.degraded).toBe(true);
+    await new Promise((r) => setTimeout(r, 10 * SILENT_PROBES * 4));
+    expect(reconnects).toBeGreaterThanOrEqual(1);
+    answering = true;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(h.degraded).toBe(false);
+    const after = reconnects;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(reconnects).toBe(after);
+    h.close();
+  });
 });
+

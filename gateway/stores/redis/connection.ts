@@ -72,7 +72,15 @@ export function createRedisConnection(opts: RedisConnectionOptions): RedisConnec
   });
   // Without a listener an unreachable Redis would be an unhandled 'error' event.
   client.on('error', () => {});
-  const health = createStoreHealth({ ...opts, ping: () => client.ping().then(() => undefined), isConnected: () => client.status === 'ready' });
+  const health = createStoreHealth({
+    ...opts,
+    ping: () => client.ping().then(() => undefined),
+    isConnected: () => client.status === 'ready',
+    // A connection that went silent (its peer replaced, a NAT entry dropped) stays
+    // 'ready' for ioredis, and commandTimeout never closes it: drop it, and
+    // retryStrategy connects anew.
+    reconnect: () => client.disconnect(true),
+  });
   return {
     client,
     health,
@@ -98,7 +106,12 @@ export function createRedisConnection(opts: RedisConnectionOptions): RedisConnec
 interface HealthOptions extends Omit<RedisConnectionOptions, 'url' | 'timeoutMs'> {
   ping(): Promise<void>;
   isConnected(): boolean;
+  /** Replace the connection (called after SILENT_PROBES failed probes on a 'connected' one). */
+  reconnect?(): void;
 }
+
+/** Failed probes in a row on a connection that says it is up before it is replaced. */
+export const SILENT_PROBES = 3;
 
 /**
  * Whether an error means the store is unreachable (connection refused or closed,
@@ -120,6 +133,7 @@ export function createStoreHealth(opts: HealthOptions): StoreHealth & { close():
   let probe: NodeJS.Timeout | undefined;
   let probing = false;
   let outageStart = 0;
+  let failedProbes = 0;
 
   const down = (op: string, err: unknown) => {
     metrics.storeFailures.inc({ op });
@@ -155,11 +169,25 @@ export function createStoreHealth(opts: HealthOptions): StoreHealth & { close():
   };
 
   const tick = () => {
-    if (probing || !opts.isConnected()) return;
+    if (probing || !opts.isConnected()) {
+      failedProbes = 0;
+      return;
+    }
     probing = true;
     opts
       .ping()
-      .then(up, () => {})
+      .then(
+        () => {
+          failedProbes = 0;
+          up();
+        },
+        (err: unknown) => {
+          if (!isOutage(err) || ++failedProbes < SILENT_PROBES) return;
+          failedProbes = 0;
+          logger.warn({ probes: SILENT_PROBES }, 'shared store connection is up but silent: reconnecting');
+          opts.reconnect?.();
+        },
+      )
       .finally(() => {
         probing = false;
       });
