@@ -12,6 +12,8 @@ import { createHttpServer } from '../gateway/server/create-server.js';
 import type { HttpResponse, HttpServer } from '../gateway/server/types.js';
 import { createLogger } from '../gateway/logger.js';
 import { HEAD_ALONE_AFTER_MS } from '../gateway/server/uws-server.js';
+import { STALLED_READER_MS } from '../gateway/server/node-server.js';
+import { createConnection } from 'node:net';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -47,11 +49,24 @@ describe.each(['uws', 'node'] as const)('%s server streaming', (kind) => {
         res.send(first && !second ? 502 : 500, { 'content-type': 'application/json' }, '{"error":{"message":"broke"}}');
       }, 50);
     },
+    '/flood': async (res) => {
+      // Writes until the socket is full, then waits for it like the relay does.
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const piece = `data: ${'x'.repeat(64 * 1024)}\n\n`;
+      for (let i = 0; i < 4096 && !res.aborted; i++) {
+        const wait = res.write(piece);
+        if (wait) await wait;
+      }
+      flood.aborted = res.aborted;
+      res.end();
+    },
     '/empty': (res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.end();
     },
   };
+
+  const flood = { aborted: false };
 
   beforeAll(async () => {
     server = createHttpServer(
@@ -108,5 +123,20 @@ describe.each(['uws', 'node'] as const)('%s server streaming', (kind) => {
     const empty = await request(`${base}/empty`);
     expect(empty.statusCode).toBe(200);
     expect(await empty.body.text()).toBe('');
+  });
+
+  it('cuts a client that stops reading its stream, so its writer stops waiting', { timeout: STALLED_READER_MS + 20_000 }, async () => {
+    const { port } = new URL(base);
+    flood.aborted = false;
+    const socket = createConnection({ host: '127.0.0.1', port: Number(port) }, () => {
+      socket.write('GET /flood HTTP/1.1\r\nHost: x\r\n\r\n');
+      // Read a little, then nothing more (a paused socket never sees the server's close).
+      socket.once('data', () => socket.pause());
+    });
+    socket.on('error', () => {});
+    const started = Date.now();
+    while (!flood.aborted && Date.now() - started < STALLED_READER_MS + 15_000) await sleep(100);
+    socket.destroy();
+    expect(flood.aborted).toBe(true);
   });
 });

@@ -14,20 +14,37 @@ import { HEAD_ALONE_AFTER_MS } from './head-timing.js';
 export const HEADERS_TIMEOUT_MS = 10_000;
 /** Time allowed for a whole request (head and body; a 10 MB body on a slow link fits). */
 export const REQUEST_TIMEOUT_MS = 120_000;
+/**
+ * A client that reads nothing of its response for this long is cut, as uWS cuts it (its
+ * ~10 s idle timeout): else its relay waited for 'drain' for ever, and undici's body
+ * timeout does not run while the upstream socket is paused, so the upstream connection,
+ * the limit slots and the request stayed taken for good.
+ */
+export const STALLED_READER_MS = 10_000;
 
 class NodeResponse extends ResponseLifecycle implements HttpResponse {
   /** A stream's head not yet on the wire: it leaves with the first write, or alone after HEAD_ALONE_AFTER_MS (as on uWS). */
   private pendingHead: { status: number; headers: HeaderList } | undefined;
   private headTimer: NodeJS.Timeout | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly res: ServerResponse) {
     super();
     res.on('close', () => {
       if (this.headTimer) clearTimeout(this.headTimer);
       this.headTimer = undefined;
+      this.clearStall();
       if (!res.writableFinished) this.markAborted();
     });
-    res.on('drain', () => this.releaseDrain());
+    res.on('drain', () => {
+      this.clearStall();
+      this.releaseDrain();
+    });
+  }
+
+  private clearStall(): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
   }
 
   send(status: number, headers: HeaderList, body: string | Uint8Array): void {
@@ -71,6 +88,7 @@ class NodeResponse extends ResponseLifecycle implements HttpResponse {
     if (this.aborted || this.res.writableEnded) return undefined;
     this.takePendingHead();
     if (this.res.write(chunk)) return undefined;
+    this.stallTimer ??= setTimeout(() => this.res.destroy(), STALLED_READER_MS);
     return this.waitDrain();
   }
 
