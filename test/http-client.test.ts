@@ -56,6 +56,11 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
     const t = setInterval(() => res.write(': ping\n\n'), 50);
     res.on('close', () => clearInterval(t));
   },
+  '/v1/late-end': (_req, res) => {
+    res.writeHead(200);
+    res.write('first');
+    setTimeout(() => res.end('second'), 300);
+  },
   '/v1/slow-body': (req, res) => {
     req.socket.on('close', () => closed.push('slow-body'));
     res.writeHead(200);
@@ -199,6 +204,13 @@ describe('upstream http client', () => {
     expect(Date.now() - t0).toBeLessThan(DUMP_LIMIT_MS + 500);
     await sleep(50);
     expect(closed).toContain('held-open');
+  });
+
+  it('a route deadline on a stream bounds its head only: a stream longer than the deadline is not cut', async () => {
+    const r = await client.request({ method: 'GET', path: '/late-end', headers: {} }, { cancel: new RequestCancellation(), timeoutMs: 100, stream: true });
+    let text = '';
+    for await (const c of r.body) text += Buffer.from(c).toString();
+    expect(text).toBe('firstsecond');
   });
 
   it('accepts a cancellation made from an AbortSignal', async () => {

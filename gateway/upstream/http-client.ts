@@ -319,11 +319,13 @@ export function createHttpBackendClient(name: string, cfg: BackendConfig, baseUr
     request(req: UpstreamRequest, opts: RequestOptions): Promise<UpstreamResponse> {
       if (opts.cancel.aborted) return Promise.reject(abortError('AbortError', 'The client went away.'));
       return new Promise<UpstreamResponse>((resolve, reject) => {
-        // A route's timeout_ms bounds the whole exchange. Otherwise the backend's bounds the
-        // head, counted from now (time queued for a pooled connection included), and for a
-        // whole answer its end too; a stream's gaps are undici's bodyTimeout.
+        // A deadline (a route's timeout_ms, else the backend's) bounds the head, counted
+        // from now (time queued for a pooled connection included), and for a whole answer
+        // its end too; a stream's gaps are undici's bodyTimeout. A route's deadline bounding
+        // whole streams cut every answer longer than it, and counted that against the
+        // backend's circuit.
         const call = opts.timeoutMs
-          ? new UpstreamCall(resolve, reject, opts.cancel, opts.timeoutMs)
+          ? new UpstreamCall(resolve, reject, opts.cancel, opts.timeoutMs, undefined, opts.stream === true)
           : new UpstreamCall(resolve, reject, opts.cancel, undefined, deadlines, opts.stream === true);
         pool.dispatch({ path: basePath + req.path, method: req.method as 'POST', headers: req.headers, body: req.body }, call);
       });
