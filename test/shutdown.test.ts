@@ -49,6 +49,9 @@ describe('graceful shutdown', () => {
     if (kind === 'uws') {
       const ready = await probe.request({ path: '/ready', method: 'GET' });
       expect(ready.statusCode).toBe(503);
+      // The connection closes after this answer: keep-alive clients reconnect elsewhere,
+      // so the drain ends instead of serving them for the whole grace period.
+      expect(ready.headers.connection).toBe('close');
       expect(await ready.body.json()).toEqual({ status: 'shutting_down' });
     } else {
       // node:http's close() also drops idle keep-alive connections: the probe fails, as an unready pod's should.
@@ -59,6 +62,27 @@ describe('graceful shutdown', () => {
     expect(text.trim().endsWith('data: [DONE]')).toBe(true);
     await done;
     await probe.close();
+  });
+
+  it('on uws: a stream that starts on a kept-alive connection during the drain says Connection: close, so the drain ends', async () => {
+    const gw = await startTestGateway(mockConfig(mock.url), { server: 'uws' });
+    const pool = new Pool(gw.url, { connections: 1 });
+    expect((await pool.request({ path: '/ready', method: 'GET' })).statusCode).toBe(200);
+    const first = streamRequest(gw.url).then((r) => r.text());
+    await new Promise((r) => setTimeout(r, 50));
+    const done = gw.shutdown();
+    const late = await pool.request({
+      path: '/v1/chat/completions',
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'late' }], stream: true, mock: { chunks: 3, chunkDelayMs: 10 } }),
+    });
+    expect(late.statusCode).toBe(200);
+    expect(late.headers.connection).toBe('close');
+    expect(await late.body.text()).toContain('data: [DONE]');
+    await first;
+    await done;
+    await pool.close();
   });
 
   it.each(['uws', 'node'] as const)('on %s: past the grace period, ends a stream with a shutting_down event and a whole answer with a 503, logged as shutdown', async (kind) => {

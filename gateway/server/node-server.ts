@@ -28,7 +28,11 @@ class NodeResponse extends ResponseLifecycle implements HttpResponse {
   private headTimer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly res: ServerResponse) {
+  /** `draining`: the server stopped accepting; responses from then on close their connection (as on uWS). */
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly draining: { on: boolean } = { on: false },
+  ) {
     super();
     res.on('close', () => {
       if (this.headTimer) clearTimeout(this.headTimer);
@@ -51,6 +55,7 @@ class NodeResponse extends ResponseLifecycle implements HttpResponse {
     if (this.aborted) return;
     if (this.pendingHead || this.res.headersSent) return this.end();
     headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
+    if (this.draining.on) this.res.shouldKeepAlive = false;
     this.res.writeHead(status, headers);
     this.res.end(body);
   }
@@ -80,6 +85,7 @@ class NodeResponse extends ResponseLifecycle implements HttpResponse {
     this.pendingHead = undefined;
     if (this.headTimer) clearTimeout(this.headTimer);
     this.headTimer = undefined;
+    if (this.draining.on) this.res.shouldKeepAlive = false;
     this.res.writeHead(h.status, h.headers);
     return true;
   }
@@ -100,6 +106,7 @@ class NodeResponse extends ResponseLifecycle implements HttpResponse {
 }
 
 export function createNodeServer(opts: ServerOptions, handler: RequestHandler): HttpServer {
+  const draining = { on: false };
   // Slow or silent clients are cut as uWS cuts them: a connection that has not sent its
   // request head within HEADERS_TIMEOUT_MS, or its whole body within REQUEST_TIMEOUT_MS,
   // is closed (408), so idle sockets cannot pile up to the descriptor limit. Responses
@@ -115,7 +122,7 @@ export function createNodeServer(opts: ServerOptions, handler: RequestHandler): 
       query: q === -1 ? '' : url.slice(q + 1),
       headers,
     };
-    const response = new NodeResponse(res);
+    const response = new NodeResponse(res, draining);
     if (request.method === 'GET' || request.method === 'HEAD') {
       handler(request, response, Buffer.alloc(0));
       return;
@@ -158,7 +165,10 @@ export function createNodeServer(opts: ServerOptions, handler: RequestHandler): 
       });
     },
     stopAccepting() {
+      draining.on = true;
       server.close();
+      // Idle keep-alive connections go now; busy ones close after their response.
+      server.closeIdleConnections();
     },
     close() {
       server.close();

@@ -48,10 +48,15 @@ class UwsResponse extends ResponseLifecycle implements HttpResponse {
   private pendingHead: { status: number; headers: HeaderList } | undefined;
   private headTimer: NodeJS.Timeout | undefined;
 
-  /** `isHead`: a HEAD request, answered with the head only (and the length GET would send). */
+  /**
+   * `isHead`: a HEAD request, answered with the head only (and the length GET would send).
+   * `draining`: the server stopped accepting; every response from then on closes its
+   * connection when it ends, so keep-alive clients reconnect (elsewhere) and the drain ends.
+   */
   constructor(
     private readonly res: UWS.HttpResponse,
     private readonly isHead = false,
+    private readonly draining: { on: boolean } = { on: false },
   ) {
     super();
     res.onAborted(() => {
@@ -61,9 +66,14 @@ class UwsResponse extends ResponseLifecycle implements HttpResponse {
     });
   }
 
-  private head(status: number, headers: HeaderList): void {
+  private head(status: number, headers: HeaderList, chunked = false): void {
     this.res.writeStatus(statusLine(status));
     for (const name in headers) this.res.writeHeader(name, headers[name]);
+    // Draining: the client must not send another request on this connection. A whole
+    // answer closes it with end(body, true), which writes `Connection: close` itself; a
+    // chunked stream cannot (this uWS build then breaks the chunked framing), so it says
+    // so in its head and its client closes the connection after the end.
+    if (chunked && this.draining.on) this.res.writeHeader('connection', 'close');
   }
 
   send(status: number, headers: HeaderList, body: string | Uint8Array): void {
@@ -77,7 +87,7 @@ class UwsResponse extends ResponseLifecycle implements HttpResponse {
         // leaves the response unfinished and the connection unusable.
         this.res.writeHeader('content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength));
         this.res.endWithoutBody();
-      } else this.res.end(body);
+      } else this.res.end(body, this.draining.on);
     });
   }
 
@@ -113,7 +123,7 @@ class UwsResponse extends ResponseLifecycle implements HttpResponse {
     this.pendingHead = undefined;
     if (this.headTimer) clearTimeout(this.headTimer);
     this.headTimer = undefined;
-    this.head(h.status, h.headers);
+    this.head(h.status, h.headers, true);
   }
 
   write(chunk: string | Uint8Array): Promise<void> | undefined {
@@ -165,6 +175,7 @@ class UwsResponse extends ResponseLifecycle implements HttpResponse {
 export function createUwsServer(uws: UwsModule, opts: ServerOptions, handler: RequestHandler): HttpServer {
   const app = uws.App();
   let listenSocket: UWS.us_listen_socket | false = false;
+  const draining = { on: false };
 
   app.any('/*', (res, req) => {
     const headers: Record<string, string> = {};
@@ -178,7 +189,7 @@ export function createUwsServer(uws: UwsModule, opts: ServerOptions, handler: Re
       query: req.getQuery() ?? '',
       headers,
     };
-    const response = new UwsResponse(res, request.method === 'HEAD');
+    const response = new UwsResponse(res, request.method === 'HEAD', draining);
 
     if (request.method === 'GET' || request.method === 'HEAD') {
       handler(request, response, Buffer.alloc(0));
@@ -218,7 +229,8 @@ export function createUwsServer(uws: UwsModule, opts: ServerOptions, handler: Re
         return r.aborted;
       },
       onAborted: (cb) => r.onAborted(cb),
-      send: (status, headers, body) => r.sendAndClose(status, { ...headers, connection: 'close' }, String(body)),
+      // end(body, true) writes `Connection: close` itself.
+      send: (status, headers, body) => r.sendAndClose(status, headers, String(body)),
       writeHead: (s, h) => r.writeHead(s, h),
       retractHead: () => r.retractHead(),
       write: (c) => r.write(c),
@@ -239,6 +251,7 @@ export function createUwsServer(uws: UwsModule, opts: ServerOptions, handler: Re
       });
     },
     stopAccepting() {
+      draining.on = true;
       if (listenSocket) uws.us_listen_socket_close(listenSocket);
       listenSocket = false;
     },
