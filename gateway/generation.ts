@@ -2,8 +2,9 @@
  * One generation per loaded config: backends (HTTP pools or in-process models),
  * translators, router, price table, the stages built from them, and the /v1/models
  * body. app.ts keeps the current one; a reload builds the next and swaps it. Circuit
- * breakers and admission queues are carried over while a backend's settings are
- * unchanged, so a reload neither closes an open circuit nor forgets queued requests.
+ * breakers are carried over while a backend's health settings are unchanged, and
+ * admission queues always (reconfigured in place), so a reload neither closes an open
+ * circuit nor forgets queued and in-flight requests.
  */
 import type { LoadedConfig } from './config/load.js';
 import type { Logger } from './logger.js';
@@ -18,7 +19,7 @@ import { cancellationFromSignal } from './upstream/cancellation.js';
 import { createRouter } from './routing/router.js';
 import { createPriceTable } from './routing/cost.js';
 import { createCircuitBreaker, startActiveHealthCheck, type ActiveHealthCheck, type CircuitBreaker } from './upstream/circuit-breaker.js';
-import { createAdmission, type AdmissionController } from './upstream/admission.js';
+import { createAdmission, type AdmissionConfig, type AdmissionController } from './upstream/admission.js';
 import type { CacheParts } from './cache/parts.js';
 import { createKeyIndex, type KeyIndex } from './pipeline/stages/authenticate.js';
 
@@ -34,7 +35,7 @@ export interface Generation {
 /** Long-lived per-backend state carried across reloads while the backend's settings are unchanged. */
 export interface Carried {
   breakers: Map<string, { key: string; breaker: CircuitBreaker }>;
-  admissions: Map<string, { key: string; admission: AdmissionController }>;
+  admissions: Map<string, { key: string; admission: AdmissionController; cfg: AdmissionConfig | undefined }>;
 }
 
 export type Shared = { logger: Logger; metrics: Metrics; stores: Stores; carried: Carried; cache: CacheParts };
@@ -52,6 +53,10 @@ export async function buildGeneration(loaded: LoadedConfig, shared: Shared): Pro
   } catch (err) {
     for (const h of partial.healthChecks) h.stop();
     await Promise.allSettled([...partial.backends.values()].map((b) => b.close()));
+    // A controller reconfigured by the failed build gets its limits back.
+    for (const [name, old] of saved.admissions) {
+      if (shared.carried.admissions.get(name)?.key !== old.key) old.admission.reconfigure(old.cfg);
+    }
     shared.carried.breakers = saved.breakers;
     shared.carried.admissions = saved.admissions;
     for (const [name, { breaker }] of saved.breakers) shared.metrics.backendUp.labels(name).set(breaker.state === 'open' ? 0 : 1);
@@ -84,8 +89,13 @@ async function assembleGeneration(
     breakers.set(name, b.breaker);
     const aKey = JSON.stringify(cfg.admission ?? null);
     let a = carried.admissions.get(name);
-    if (!a || a.key !== aKey) {
-      a = { key: aKey, admission: createAdmission(name, cfg.admission, metrics) };
+    if (!a) {
+      a = { key: aKey, admission: createAdmission(name, cfg.admission, metrics), cfg: cfg.admission };
+      carried.admissions.set(name, a);
+    } else if (a.key !== aKey) {
+      // The same controller with new limits: what is in flight and queued stays counted.
+      a.admission.reconfigure(cfg.admission);
+      a = { key: aKey, admission: a.admission, cfg: cfg.admission };
       carried.admissions.set(name, a);
     }
     admissions.set(name, a.admission);

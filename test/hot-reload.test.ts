@@ -6,6 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { buildConfig } from '../gateway/config/load.js';
 import { startMockUpstream, type MockUpstream } from './support/mock-upstream.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
@@ -184,5 +186,42 @@ describe('hot reload in process', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(one.requests.filter((r) => r.path.endsWith('/models'))).toEqual([]);
     expect(gw.current().config.models.chat.model).toBe('gen-300');
+  });
+});
+
+describe('admission across a reload', () => {
+  it('keeps max_concurrent when a reload changes the admission settings (in flight and queued stay counted)', async () => {
+    let current = 0;
+    let peak = 0;
+    const up = createServer((req, res) => {
+      current++;
+      peak = Math.max(peak, current);
+      req.resume();
+      setTimeout(() => {
+        current--;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'x', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }));
+      }, 400);
+    });
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(up.address() as AddressInfo).port}`;
+    const cfg = (queueTimeoutMs: number) => ({
+      server: { host: '127.0.0.1', port: 0 },
+      backends: { b: { type: 'openai-compatible', base_url: url, admission: { max_concurrent: 2, max_queue: 100, queue_timeout_ms: queueTimeoutMs } } },
+      models: { m: { backend: 'b', model: 'm' } },
+    });
+    const g = await startTestGateway(cfg(30_000));
+    try {
+      const ask = () => fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] }) }).then((r) => r.status);
+      const first = Array.from({ length: 4 }, ask);
+      await new Promise((r) => setTimeout(r, 100));
+      await g.reload(buildConfig(cfg(20_000), {}));
+      const second = Array.from({ length: 4 }, ask);
+      expect(await Promise.all([...first, ...second])).toEqual(Array(8).fill(200));
+      expect(peak).toBe(2);
+    } finally {
+      await g.close();
+      await new Promise((r) => up.close(r));
+    }
   });
 });

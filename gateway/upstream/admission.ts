@@ -1,8 +1,8 @@
 /**
  * Admission control per backend (backends.<name>.admission): at most max_concurrent
  * upstream requests, then a bounded FIFO queue whose waiters give up after
- * queue_timeout_ms. One controller per backend, shared by all requests, rebuilt on
- * reload. The dispatcher awaits `acquire()` before an attempt and calls the ticket's
+ * queue_timeout_ms. One controller per backend, shared by all requests and kept across
+ * reloads (reconfigured in place). The dispatcher awaits `acquire()` before an attempt and calls the ticket's
  * `release()` when the attempt's response has ended (idempotent; an onEnd hook is the
  * safe place).
  *
@@ -42,6 +42,12 @@ export interface AdmissionController {
   /** Tokens of queued and in-flight requests. */
   readonly tokens: number;
   acquire(opts: AcquireOptions): Promise<AdmissionTicket>;
+  /**
+   * New limits from a reload, applied in place: the requests in flight and waiting stay
+   * counted (a fresh controller let a backend run max_concurrent on top of them).
+   * Waiters keep the timeout they started with.
+   */
+  reconfigure(cfg: AdmissionConfig | undefined): void;
 }
 
 export interface AdmissionOptions {
@@ -59,9 +65,9 @@ type Gauges = Pick<Metrics, 'queueDepth' | 'tokenQueueDepth'>;
 
 export function createAdmission(backend: string, cfg: AdmissionConfig | undefined, metrics: Gauges, opts: AdmissionOptions = {}): AdmissionController {
   const now = opts.now ?? Date.now;
-  const max = cfg?.max_concurrent ?? Infinity;
-  const maxQueue = cfg?.max_queue ?? 0;
-  const timeoutMs = cfg?.queue_timeout_ms ?? 30000;
+  let max = cfg?.max_concurrent ?? Infinity;
+  let maxQueue = cfg?.max_queue ?? 0;
+  let timeoutMs = cfg?.queue_timeout_ms ?? 30000;
   const queueGauge = metrics.queueDepth.labels(backend);
   const tokenGauge = metrics.tokenQueueDepth.labels(backend);
   // A Set keeps insertion order (FIFO) and removes a departed waiter in O(1).
@@ -160,6 +166,14 @@ export function createAdmission(backend: string, cfg: AdmissionConfig | undefine
         tokens += n;
         publish();
       });
+    },
+    reconfigure(next) {
+      max = next?.max_concurrent ?? Infinity;
+      maxQueue = next?.max_queue ?? 0;
+      timeoutMs = next?.queue_timeout_ms ?? 30000;
+      // A higher limit admits waiters now; a lower one lets in-flight requests finish.
+      drain();
+      publish();
     },
   };
 }
