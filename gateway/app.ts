@@ -291,7 +291,10 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
         throw new Error('the new config has no keys, which would turn authentication off; restart the gateway to do that on purpose');
       }
       const needRestart = RESTART_SECTIONS.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.config[k]));
-      gen = await buildGeneration(next, shared);
+      const built = await buildGeneration(next, shared);
+      // A local model whose settings changed loads before the swap, not on the next request.
+      await Promise.all([...built.deps.backends.values()].map((b) => b.warmUp?.()));
+      gen = built;
       if (needRestart.length) logger.warn({ sections: needRestart }, 'config reloaded except these sections, which apply at the next restart');
       metrics.configReloads.labels('ok').inc();
       // In-flight requests keep their generation; close its pools once they are done.

@@ -15,6 +15,7 @@ import { createBackendClient, createTranslator } from './providers/registry.js';
 import type { Translator } from './providers/types.js';
 import type { Stores } from './stores/types.js';
 import type { BackendClient } from './upstream/types.js';
+import type { SharedEngines } from '../local-backend/in-process-client.js';
 import { cancellationFromSignal } from './upstream/cancellation.js';
 import { createRouter } from './routing/router.js';
 import { createPriceTable } from './routing/cost.js';
@@ -36,6 +37,8 @@ export interface Generation {
 export interface Carried {
   breakers: Map<string, { key: string; breaker: CircuitBreaker }>;
   admissions: Map<string, { key: string; admission: AdmissionController; cfg: AdmissionConfig | undefined }>;
+  /** Loaded in-process models, reused by a generation whose settings for them are the same. */
+  localEngines?: SharedEngines;
 }
 
 export type Shared = { logger: Logger; metrics: Metrics; stores: Stores; carried: Carried; cache: CacheParts };
@@ -76,7 +79,7 @@ async function assembleGeneration(
   const { metrics, carried } = shared;
   for (const [name, cfg] of Object.entries(loaded.config.backends)) {
     translators.set(name, await createTranslator(cfg));
-    const client = await createBackendClient(name, cfg, { logger: shared.logger, registry: metrics.registry });
+    const client = await createBackendClient(name, cfg, { logger: shared.logger, registry: metrics.registry, localEngines: (carried.localEngines ??= new Map()) });
     backends.set(name, client);
     const hKey = JSON.stringify(cfg.health);
     let b = carried.breakers.get(name);

@@ -18,11 +18,20 @@ import { getLocalMetrics } from './metrics.js';
 import { createOpenAIHandler, errorResponse } from './openai-handler.js';
 import { fromBackendConfig, type LocalBackendOptions } from './options.js';
 
+/** Loaded engines by backend name, shared across config generations (gateway/generation.ts). */
+export type SharedEngines = Map<string, { key: string; engine: LocalEngine; users: number }>;
+
 export interface LlamaCppClientOptions {
   registry?: Registry;
   logger?: Logger;
   /** Overrides of the settings derived from the backend config (tests force `gpu: false`). */
   overrides?: Partial<LocalBackendOptions>;
+  /**
+   * Engines of earlier generations: a reload whose settings for this backend are the same
+   * reuses the loaded model instead of loading a second copy (a multi-GB GPU model twice,
+   * or out of memory). An engine is closed when its last client is.
+   */
+  shared?: SharedEngines;
 }
 
 export interface LlamaCppBackendClient extends BackendClient {
@@ -43,10 +52,17 @@ function parseBody(body: UpstreamRequest['body']): unknown {
 }
 
 export function createLlamaCppBackendClient(name: string, cfg: BackendConfig, opts: LlamaCppClientOptions = {}): LlamaCppBackendClient {
-  const engine = createLocalEngine(
-    fromBackendConfig(cfg, opts.overrides),
-    opts.registry ? { metrics: getLocalMetrics(opts.registry), label: name } : undefined,
-  );
+  const options = fromBackendConfig(cfg, opts.overrides);
+  const key = JSON.stringify(options);
+  const known = opts.shared?.get(name);
+  const entry =
+    known && known.key === key
+      ? known
+      : { key, engine: createLocalEngine(options, opts.registry ? { metrics: getLocalMetrics(opts.registry), label: name } : undefined), users: 0 };
+  entry.users++;
+  opts.shared?.set(name, entry);
+  const engine = entry.engine;
+  let closed = false;
   const log = opts.logger?.child({ backend: name });
   const handle = createOpenAIHandler(engine, { onError: (err) => log?.error({ err }, 'local model request failed') });
 
@@ -88,6 +104,12 @@ export function createLlamaCppBackendClient(name: string, cfg: BackendConfig, op
         async dump() { await iterator.return?.(); },
       };
     },
-    close: () => engine.close(),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      if (--entry.users > 0) return;
+      if (opts.shared?.get(name) === entry) opts.shared.delete(name);
+      await engine.close();
+    },
   };
 }

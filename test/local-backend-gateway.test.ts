@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { LocalServer } from '../local-backend/server.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { buildConfig } from '../gateway/config/load.js';
+import type { LlamaCppBackendClient } from '../local-backend/in-process-client.js';
 import { startTinyLocalServer } from './support/tiny-model.js';
 import { startMockUpstream } from './support/mock-upstream.js';
 
@@ -59,6 +61,37 @@ describe('the gateway with local models', () => {
   it('serves embeddings from the in-process model', async () => {
     const res = await client.embeddings.create({ model: 'local-embed', input: 'hello' });
     expect(res.data[0]!.embedding).toHaveLength(64);
+  });
+});
+
+describe('a local model across config reloads', () => {
+  it('keeps the loaded model when its settings did not change, and loads a changed one before the swap', async () => {
+    const config = (keyId: string, contextSize: number) => ({
+      server: { host: '127.0.0.1', port: 0 },
+      keys: [{ id: keyId, key: '${LOCAL_RELOAD_KEY}' }],
+      backends: { inproc: { type: 'llama-cpp', context_size: contextSize, threads: 1, parallel: 2 } },
+      models: { local: { backend: 'inproc', model: 'demo', price: { input: 0, output: 0 } } },
+    });
+    const env = { LOCAL_RELOAD_KEY: 'sk-local-reload-0123456789' };
+    const gw = await startTestGateway(config('a', 512), { server: 'node', env });
+    try {
+      const engine = () => (gw.current().backends.get('inproc') as LlamaCppBackendClient).engine;
+      const first = engine();
+      expect(first.stats().loaded).toBe(true);
+      await gw.reload(buildConfig(config('b', 512), env));
+      expect(engine()).toBe(first);
+      const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: env.LOCAL_RELOAD_KEY, maxRetries: 0 });
+      const r = await client.chat.completions.create({ model: 'local', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 4, temperature: 0 });
+      expect(r.choices[0]!.finish_reason).toBe('length');
+      // A changed context size is another engine, loaded before the reload returns; the old one is closed.
+      await gw.reload(buildConfig(config('b', 768), env));
+      expect(engine()).not.toBe(first);
+      expect(engine().stats().loaded).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(first.stats().loaded).toBe(false);
+    } finally {
+      await gw.close();
+    }
   });
 });
 
