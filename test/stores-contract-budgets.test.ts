@@ -66,6 +66,18 @@ describe.each(implementations)('the %s budget store', (_name, make) => {
     expect(after[0]).toEqual({ spentUsd: 0.000042, reservedUsd: 0, spentTokens: 7, reservedTokens: 0 });
   });
 
+  it('books a spend below a micro-dollar as one, so many cheap requests still exhaust a budget', async () => {
+    const day = scope(0.001);
+    // 20 embedding tokens at $0.02 per million: $0.0000004 each.
+    for (let i = 0; i < 5; i++) {
+      const r = await s.reserve([day], 0.0000004, 20);
+      if (!r.ok) throw new Error('refused');
+      await s.settle(r.reservation, 0.0000004, 20);
+    }
+    await s.record(uid('rec'), [day], 0.0000004, 20);
+    expect(await s.get(day.id)).toMatchObject({ spentUsd: 0.000006, spentTokens: 120 });
+  });
+
   it('counts a settle once however often it is called', async () => {
     const day = scope(10);
     const r = await s.reserve([day], 1, 10);

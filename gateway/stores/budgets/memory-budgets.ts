@@ -75,7 +75,7 @@ export function createMemoryBudgets(opts: { now?: () => number } = {}): BudgetSt
       const hold = holds.get(reservation.id);
       if (hold) {
         holds.delete(reservation.id);
-        const au = toMicro(actualUsd);
+        const au = toMicroCeil(actualUsd);
         const at = Math.round(actualTokens);
         for (const s of reservation.scopes) {
           const c = counter(s);
@@ -97,7 +97,7 @@ export function createMemoryBudgets(opts: { now?: () => number } = {}): BudgetSt
         recordedRing[ringAt] = id;
         ringAt = (ringAt + 1) % RECORDED_MAX;
         recorded.add(id);
-        const au = toMicro(usd);
+        const au = toMicroCeil(usd);
         const at = Math.round(tokens);
         for (const s of scopes) {
           const c = counter(s);

@@ -136,12 +136,12 @@ export function createRedisBudgets(opts: RedisBudgetsOptions): BudgetStore {
       return { ok: false, usage, denied };
     },
     async settle(reservation, actualUsd, actualTokens) {
-      const args: (string | number)[] = [toMicro(actualUsd), Math.round(actualTokens), ...reservation.scopes.map((s) => s.expireAtMs)];
+      const args: (string | number)[] = [toMicroCeil(actualUsd), Math.round(actualTokens), ...reservation.scopes.map((s) => s.expireAtMs)];
       const flat = (await SETTLE.run(redis, [...reservation.scopes.map((s) => scopeKey(s.id)), holdKey(reservation.id)], args)) as number[];
       return reservation.scopes.map((_, i) => usageAt(flat, i * 4));
     },
     async record(id, scopes, usd, tokens) {
-      const args: (string | number)[] = [toMicro(usd), Math.round(tokens), RECORD_MARKER_TTL_MS, ...scopes.map((s) => s.expireAtMs)];
+      const args: (string | number)[] = [toMicroCeil(usd), Math.round(tokens), RECORD_MARKER_TTL_MS, ...scopes.map((s) => s.expireAtMs)];
       const flat = (await RECORD.run(redis, [...scopes.map((s) => scopeKey(s.id)), holdKey(`rec.${id}`)], args)) as number[];
       return scopes.map((_, i) => usageAt(flat, i * 4));
     },

@@ -62,6 +62,11 @@ export interface BudgetStore {
   close(): Promise<void>;
 }
 
+/**
+ * Integer micro-dollars in the stores. Holds and spends round up (toMicroCeil): a request
+ * cheaper than half a micro-dollar must still count, or many of them spend a budget
+ * without it ever noticing; limits round to nearest (toMicro).
+ */
 export const MICRO = 1_000_000;
 export const toMicroCeil = (usd: number) => Math.ceil(usd * MICRO - 1e-6);
 export const toMicro = (usd: number) => Math.round(usd * MICRO);
