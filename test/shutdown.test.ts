@@ -64,6 +64,21 @@ describe('graceful shutdown', () => {
     await probe.close();
   });
 
+  it('past the grace period, a coalesced follower gets the 503 shutting_down too, not a 502', async () => {
+    const gw = await startTestGateway({ ...mockConfig(mock.url), server: { host: '127.0.0.1', port: 0, shutdown_grace_ms: 300 } });
+    const body = JSON.stringify({ model: 'gpt-4o-mini', temperature: 0, messages: [{ role: 'user', content: 'same slow question' }], mock: { latencyMs: 4000 } });
+    const ask = () => fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const leader = ask();
+    await new Promise((r) => setTimeout(r, 100));
+    const follower = ask();
+    await new Promise((r) => setTimeout(r, 100));
+    await gw.shutdown();
+    for (const res of [await leader, await follower]) {
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('shutting_down');
+    }
+  });
+
   it('on uws: a stream that starts on a kept-alive connection during the drain says Connection: close, so the drain ends', async () => {
     const gw = await startTestGateway(mockConfig(mock.url), { server: 'uws' });
     const pool = new Pool(gw.url, { connections: 1 });

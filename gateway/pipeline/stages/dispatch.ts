@@ -338,7 +338,11 @@ export function createDispatchStage(deps: GatewayDeps): Stage {
       }
       const attempts = 1 + (policy?.attempts ?? 0);
       for (let a = 0; a < attempts; a++) {
-        if (ctx.abort.aborted) throw lastError ?? new GatewayError('upstream_unreachable', { message: 'The client went away.' });
+        if (ctx.abort.aborted) {
+          // Cut by the shutdown (a coalesced follower that fell through, say): a 503 to retry elsewhere.
+          if (ctx.locals.shutdown === true) throw shuttingDown();
+          throw lastError ?? new GatewayError('upstream_unreachable', { message: 'The client went away.' });
+        }
         try {
           await attempt(ctx, target);
           return;
