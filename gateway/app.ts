@@ -290,7 +290,9 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
       if (before.keys.length > 0 && next.config.keys.length === 0) {
         throw new Error('the new config has no keys, which would turn authentication off; restart the gateway to do that on purpose');
       }
-      const needRestart = RESTART_SECTIONS.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.config[k]));
+      const needRestart: string[] = RESTART_SECTIONS.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.config[k]));
+      // The cache's parts are built once, at start-up (createCacheParts above).
+      for (const [name, read] of RESTART_CACHE_SETTINGS) if (JSON.stringify(read(before)) !== JSON.stringify(read(next.config))) needRestart.push(name);
       const built = await buildGeneration(next, shared);
       // A local model whose settings changed loads before the swap, not on the next request.
       await Promise.all([...built.deps.backends.values()].map((b) => b.warmUp?.()));
@@ -346,6 +348,13 @@ const SHUTDOWN_CUT_MS = 500;
 
 /** Config sections read once at start-up (the server, the shared store, the logger). */
 const RESTART_SECTIONS = ['server', 'store', 'logging'] as const;
+/** Cache settings wired at start-up: a reload that changes them takes effect at the next restart. */
+const RESTART_CACHE_SETTINGS: Array<[string, (c: LoadedConfig['config']) => unknown]> = [
+  ['cache.exact.max_bytes', (c) => c.cache.exact.max_bytes],
+  ['cache.semantic.max_entries', (c) => c.cache.semantic.max_entries],
+  ['cache.semantic.embedding_model', (c) => c.cache.semantic.embedding_model],
+  ['cache.coalesce.across_replicas', (c) => c.cache.coalesce.across_replicas],
+];
 
 /** A percent-encoded path segment, or undefined when its escapes are malformed (`%`, `%E0%A4%A`). */
 function decodePathSegment(segment: string): string | undefined {

@@ -162,6 +162,11 @@ describe('hot reload in process', () => {
     const warn = gw.logs.slice(from).find((l) => String(l.msg).includes('apply at the next restart'));
     expect(warn?.sections).toEqual(['logging']);
     await reloadTo(configFor(261));
+    const from2 = gw.logs.length;
+    await reloadTo({ ...configFor(262), cache: { coalesce: { across_replicas: true } } });
+    const warn2 = gw.logs.slice(from2).find((l) => String(l.msg).includes('apply at the next restart'));
+    expect(warn2?.sections).toEqual(['cache.coalesce.across_replicas']);
+    await reloadTo(configFor(263));
   });
 
   it('keeps serving the old config when the new one fails to build', async () => {
