@@ -164,8 +164,11 @@ export async function createGateway(loaded: LoadedConfig, opts: GatewayOptions =
       res.onAborted(() => {
         // A coalescing leader with followers keeps its upstream call for them: one
         // client's abort must not become everyone's. Its own writes are no-ops from now.
-        if ((ctx.locals.coalesceLeader as Leader | undefined)?.hasFollowers()) {
+        const leader = ctx.locals.coalesceLeader as Leader | undefined;
+        if (leader?.hasFollowers()) {
           ctx.locals.clientLeft = true;
+          // ...until the last follower leaves too: then nobody reads the answer.
+          leader.onAbandoned(() => ctx.abort.abort());
           return;
         }
         ctx.abort.abort();

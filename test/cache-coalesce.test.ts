@@ -93,6 +93,25 @@ describe('request coalescing within a replica', () => {
     lead.leader.release();
   });
 
+  it('tells a leader when its last follower has gone while the flight still runs (its client may have left)', async () => {
+    const c = createCoalescer();
+    const lead = c.join('k-abandoned', shape);
+    const one = c.join('k-abandoned', shape);
+    const two = c.join('k-abandoned', shape);
+    if (lead.role !== 'leader' || one.role !== 'follower' || two.role !== 'follower') throw new Error('roles');
+    let abandoned = 0;
+    const first = one.follower.result(30);
+    const second = two.follower.result(80);
+    expect(lead.leader.hasFollowers()).toBe(true);
+    lead.leader.onAbandoned(() => abandoned++);
+    await first;
+    expect(abandoned).toBe(0);
+    await second;
+    expect(abandoned).toBe(1);
+    expect(lead.leader.hasFollowers()).toBe(false);
+    lead.leader.release();
+  });
+
   it('answers at once a request that arrives after the answer, until the leader releases the flight', async () => {
     const c = createCoalescer();
     const lead = c.join('k', shape);

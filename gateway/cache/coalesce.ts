@@ -37,6 +37,11 @@ export interface Leader {
   release(): void;
   /** Followers are waiting on this flight now (the leader's upstream call must go on if its own client leaves). */
   hasFollowers(): boolean;
+  /**
+   * `cb` runs when the last follower leaves while the flight still runs: a leader whose
+   * own client has gone then stops its upstream call (nobody reads it any more).
+   */
+  onAbandoned(cb: () => void): void;
 }
 
 /** How a live stream follower ended. */
@@ -81,6 +86,7 @@ interface Flight {
   wake: Set<() => void>;
   /** Followers currently waiting or relaying. */
   followers: number;
+  abandoned?: () => void;
 }
 
 const DONE_RE = /(^|\n)data: ?\[DONE\]/;
@@ -141,6 +147,9 @@ export function createCoalescer(): Coalescer {
       hasFollowers() {
         return f.followers > 0;
       },
+      onAbandoned(cb) {
+        f.abandoned = cb;
+      },
     };
   };
 
@@ -150,7 +159,7 @@ export function createCoalescer(): Coalescer {
     try {
       return await work();
     } finally {
-      f.followers--;
+      if (--f.followers === 0 && f.status === 'running') f.abandoned?.();
     }
   };
 
