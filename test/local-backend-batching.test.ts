@@ -191,11 +191,14 @@ describe('batch barrier on the real engine', () => {
       }
     };
     // Started a few ms apart, as requests arrive in service. Without the barrier, fewer than
-    // 5% of these batches hold four tokens (they split into alternating groups).
+    // 5% of these batches hold four tokens (they split into alternating groups); with it,
+    // 60–75% on an idle machine, and 57% was seen with the whole suite running on the two
+    // cores (a sequence held up past the barrier's 1 ms misses a round): 45% stays far
+    // from the unbarriered figure.
     await Promise.all([0, 3, 7, 11].map(generate));
     const single = sizes.filter((n) => n === 1).length;
     const full = sizes.filter((n) => n === 4).length;
-    expect(full).toBeGreaterThan(0.6 * sizes.length);
+    expect(full).toBeGreaterThan(0.45 * sizes.length);
     expect(single).toBeLessThan(0.2 * sizes.length);
   }, 60000);
 });
