@@ -65,13 +65,13 @@ function selfCpuMs(): number {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function directRun(sequences: LlamaContextSequence[], chatWrapper: ChatWrapper, concurrency: number, barrier?: BatchBarrier): Promise<RunResult> {
+async function directRun(sequences: LlamaContextSequence[], chatWrapper: ChatWrapper, concurrency: number, barrier?: BatchBarrier, rounds = ROUNDS): Promise<RunResult> {
   const cpu0 = selfCpuMs();
   const started = performance.now();
   const ttfts: number[] = [];
   let tokens = 0;
   await Promise.all(sequences.slice(0, concurrency).map(async (sequence) => {
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < rounds; round++) {
       const sent = performance.now();
       const chat = new LlamaChat({ contextSequence: sequence, chatWrapper });
       const history: ChatHistoryItem[] = [{ type: 'user', text: PROMPT }, { type: 'model', response: [] }];
@@ -174,7 +174,7 @@ class BenchConnection {
   }
 }
 
-async function serverRun(connections: BenchConnection[], serverPid: number, concurrency: number): Promise<RunResult> {
+async function serverRun(connections: BenchConnection[], serverPid: number, concurrency: number, rounds = ROUNDS): Promise<RunResult> {
   const client0 = selfCpuMs();
   const server0 = processCpuMs(serverPid);
   const started = performance.now();
@@ -182,7 +182,7 @@ async function serverRun(connections: BenchConnection[], serverPid: number, conc
   let tokens = 0;
   const body = JSON.stringify({ model: 'local', messages: [{ role: 'user', content: PROMPT }], max_tokens: MAX_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true } });
   await Promise.all(connections.slice(0, concurrency).map(async (connection) => {
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < rounds; round++) {
       const sent = performance.now();
       const r = await connection.stream(body);
       if (r.tokens !== MAX_TOKENS || r.first === undefined) throw new Error(`server run: ${r.tokens} tokens, first content ${String(r.first)}`);
@@ -247,16 +247,22 @@ export async function benchLocalBackend(): Promise<Record<string, number | strin
       const direct: RunResult[] = [];
       const directBarrier: RunResult[] = [];
       const http: RunResult[] = [];
-      for (let i = 0; i < PAIRS; i++) {
+      // At 1 stream there is no batching to drift out of step, so the sides alternate
+      // request by request (the same requests in all, in ROUNDS times as many pairs): this
+      // machine's speed drifts by several percent within seconds, and the finer the
+      // alternation, the less of that drift lands on one side. At 4 streams each run is
+      // ROUNDS requests per client back to back (sustained load, see the top).
+      const { pairs, rounds } = concurrency === 1 ? { pairs: PAIRS * ROUNDS, rounds: 1 } : { pairs: PAIRS, rounds: ROUNDS };
+      for (let i = 0; i < pairs; i++) {
         // Alternate which side goes first, so drift in machine load hits both alike.
         if (i % 2 === 0) {
-          direct.push(await directRun(sequences, chatWrapper, concurrency));
-          directBarrier.push(await directRun(barrierSequences, chatWrapper, concurrency, barrier));
+          direct.push(await directRun(sequences, chatWrapper, concurrency, undefined, rounds));
+          directBarrier.push(await directRun(barrierSequences, chatWrapper, concurrency, barrier, rounds));
         }
-        http.push(await serverRun(connections, server.pid, concurrency));
+        http.push(await serverRun(connections, server.pid, concurrency, rounds));
         if (i % 2 === 1) {
-          directBarrier.push(await directRun(barrierSequences, chatWrapper, concurrency, barrier));
-          direct.push(await directRun(sequences, chatWrapper, concurrency));
+          directBarrier.push(await directRun(barrierSequences, chatWrapper, concurrency, barrier, rounds));
+          direct.push(await directRun(sequences, chatWrapper, concurrency, undefined, rounds));
         }
       }
       const pick = (rs: RunResult[]) => ({ tps: median(rs.map((r) => r.tokensPerSecond)), ttft: median(rs.map((r) => r.ttftMs)), cpu: median(rs.map((r) => r.cpuMsPer1kTokens)), client: median(rs.map((r) => r.clientCpuMsPer1kTokens)) });
@@ -266,10 +272,20 @@ export async function benchLocalBackend(): Promise<Record<string, number | strin
       // Median of adjacent-pair ratios: load drift from other processes cancels within a pair.
       const share = median(http.map((h, i) => h.tokensPerSecond / direct[i]!.tokensPerSecond));
       const shareBarrier = median(http.map((h, i) => h.tokensPerSecond / directBarrier[i]!.tokensPerSecond));
+      // The spread of the pair ratios (25th–75th percentile), and direct against direct:
+      // +barrier over plain direct, two node-llama-cpp runs with nothing between them but
+      // the barrier, which a lone stream never waits on — at 1 stream an A/A pair, whose
+      // distance from 1.000 is what this machine's noise alone moves a share.
+      const ratios = http.map((h, i) => h.tokensPerSecond / direct[i]!.tokensPerSecond).sort((x, y) => x - y);
+      const quartile = (q: number) => ratios[Math.min(ratios.length - 1, Math.floor(ratios.length * q))]!;
+      const aa = median(directBarrier.map((b, i) => b.tokensPerSecond / direct[i]!.tokensPerSecond));
       Object.assign(report, {
         [`c${concurrency}_direct_tokens_per_s`]: Math.round(d.tps),
         [`c${concurrency}_server_tokens_per_s`]: Math.round(s.tps),
         [`c${concurrency}_server_share`]: Number(share.toFixed(3)),
+        [`c${concurrency}_server_share_p25_p75`]: `${quartile(0.25).toFixed(3)}–${quartile(0.75).toFixed(3)}`,
+        [`c${concurrency}_direct_barrier_over_direct`]: Number(aa.toFixed(3)),
+        [`c${concurrency}_pairs`]: http.length,
         [`c${concurrency}_direct_barrier_tokens_per_s`]: Math.round(db.tps),
         [`c${concurrency}_server_share_of_direct_barrier`]: Number(shareBarrier.toFixed(3)),
         [`c${concurrency}_direct_barrier_cpu_ms_per_1k_tokens`]: Number(db.cpu.toFixed(1)),
@@ -300,6 +316,9 @@ function printTable(r: Record<string, number | string>): void {
   ];
   for (const c of [1, 4]) {
     lines.push(`${String(c).padStart(11)} | ${String(r[`c${c}_direct_tokens_per_s`]).padStart(12)} | ${String(r[`c${c}_direct_barrier_tokens_per_s`]).padStart(8)} | ${String(r[`c${c}_server_tokens_per_s`]).padStart(12)} | ${String(r[`c${c}_server_share`]).padStart(6)} | ${String(r[`c${c}_server_share_of_direct_barrier`]).padStart(17)} | ${String(r[`c${c}_direct_ttft_ms`]).padStart(14)} | ${String(r[`c${c}_server_ttft_ms`]).padStart(14)} | ${String(r[`c${c}_direct_cpu_ms_per_1k_tokens`]).padStart(21)} | ${String(r[`c${c}_direct_barrier_cpu_ms_per_1k_tokens`]).padStart(8)} | ${String(r[`c${c}_server_cpu_ms_per_1k_tokens`]).padStart(6)} | ${String(r[`c${c}_client_cpu_ms_per_1k_tokens`]).padStart(6)}`);
+  }
+  for (const c of [1, 4]) {
+    lines.push(`  ${c} stream${c > 1 ? 's' : ''}: ${r[`c${c}_pairs`]} pairs; share p25–p75 ${r[`c${c}_server_share_p25_p75`]}; +barrier over direct ${r[`c${c}_direct_barrier_over_direct`]}${c === 1 ? ' (an A/A pair at 1 stream: the barrier never waits for a lone stream)' : ''}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }
