@@ -91,7 +91,7 @@ export function createLocalEngine(options: LocalBackendOptions, metrics?: { metr
       flashAttention: options.flashAttention,
     });
     const sequences = Array.from({ length: options.parallel }, () => context.getSequence());
-    const barrier = installBatchBarrier(context);
+    const barrier = installBatchBarrier(context, options.batchWaitMs);
     // Resolve the chat wrapper once (from the GGUF's chat template), not per request.
     const probe = new LlamaChat({ contextSequence: sequences[0]! });
     const chatWrapper = probe.chatWrapper;

@@ -26,6 +26,12 @@ export interface LocalBackendOptions {
   queueSize: number;
   /** Create the embedding context (lazily, on the first /embeddings request). */
   embedding: boolean;
+  /**
+   * How long the batch barrier holds the others for a sequence that has not asked for its
+   * next decode (batch-barrier.ts; default DEFAULT_MAX_WAIT_MS, 1 ms). Not a config field:
+   * a test on a loaded machine raises it so scheduling delays do not decide its figure.
+   */
+  batchWaitMs?: number;
 }
 
 /** Below this, chat history compression fails with a byte-level vocabulary (established on node-llama-cpp 3.22.1). */
