@@ -13,7 +13,7 @@ import { startTestGateway } from './support/gateway.js';
 import { startRedis, type TestRedis } from './support/redis.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const KEYS = { KEY_CRASH: 'sk-faults-crash', KEY_HANG: 'sk-faults-hang' };
+const KEYS = { KEY_CRASH: 'sk-faults-crash', KEY_HANG: 'sk-faults-hang', KEY_AFTER: 'sk-faults-after' };
 
 function config(policy: 'fail_open' | 'fail_closed'): Record<string, unknown> {
   return {
@@ -24,6 +24,7 @@ function config(policy: 'fail_open' | 'fail_closed'): Record<string, unknown> {
     keys: [
       { id: 'crash', key: '${KEY_CRASH}', limits: { rpm: 4 } },
       { id: 'hang', key: '${KEY_HANG}', limits: { rpm: 4 } },
+      { id: 'after', key: '${KEY_AFTER}', limits: { rpm: 4 } },
     ],
   };
 }
@@ -94,8 +95,12 @@ describe('Redis killed and restarted under two gateway processes', () => {
 
     await redis.restart();
     expect(await askUntil(closed, KEYS.KEY_CRASH, (o) => o.status === 200)).toMatchObject({ status: 200, limit: '4' });
-    // Back on the (restarted, empty) shared limits: the full figure again.
-    expect(await askUntil(open, KEYS.KEY_CRASH, (o) => o.status === 200)).toMatchObject({ status: 200, limit: '4' });
+    // Back on the (restarted, empty) shared limits: a key this replica did not serve during
+    // the outage gets the full figure again...
+    expect(await askUntil(open, KEYS.KEY_AFTER, (o) => o.status === 200 && o.limit === '4')).toMatchObject({ status: 200, limit: '4' });
+    // ...while the one it served locally has spent its share of this minute: Redis, which
+    // never saw those requests, must not admit a whole limit on top of them.
+    expect(await ask(open, KEYS.KEY_CRASH)).toMatchObject({ status: 429, code: 'rate_limit_exceeded' });
     expect(count(open, 'shared store reachable again')).toBe(1);
     expect(count(closed, 'shared store reachable again')).toBe(1);
     const metrics = await (await fetch(`${closed.url}/metrics`)).text();
@@ -120,7 +125,7 @@ describe('Redis hanging under two gateway processes', () => {
       await redis.resume();
     }
     expect(await askUntil(closed, KEYS.KEY_HANG, (x) => x.status === 200)).toMatchObject({ status: 200, limit: '4' });
-    expect(await askUntil(open, KEYS.KEY_HANG, (x) => x.limit === '4')).toMatchObject({ status: 200, limit: '4' });
+    expect(await askUntil(open, KEYS.KEY_AFTER, (x) => x.status === 200 && x.limit === '4')).toMatchObject({ status: 200, limit: '4' });
   }, 30_000);
 });
 

@@ -103,10 +103,14 @@ describe.each(['fail_open', 'fail_closed'] as const)('Redis going away under %s'
     await redis.restart();
     await until(async () => (await gaugeValue(s.metrics, 'storeDegraded')) === 0);
     expect(s.lines.some((l) => l.level === 'info' && l.msg.includes('reachable again'))).toBe(true);
-    // The Redis counter survived nothing (no persistence): a fresh window with the full limit.
-    const back = await s.limits.consume([rule]);
+    // The Redis counter survived nothing (no persistence): a fresh window with the full limit
+    // for a counter this replica did not use during the outage...
+    const back = await s.limits.consume([{ ...rule, id: 'key:k2:rpm' }]);
     expect(back.allowed).toBe(true);
     expect(back.states[0].limit).toBe(9);
+    // ...while one it admitted locally stays held to the local share for this minute
+    // (Redis never saw those requests). Without local admissions, Redis alone decides.
+    expect((await s.limits.consume([rule])).allowed).toBe(policy !== 'fail_open');
   });
 
   it('counts a second outage as a second outage', async () => {
