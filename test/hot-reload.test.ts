@@ -53,7 +53,7 @@ afterAll(async () => {
 });
 
 describe('hot reload in process', () => {
-  it('serves 200 requests at concurrency 8 across five reloads without a failure, each on a config at least as new as when it started', async () => {
+  it('serves 200 requests and more at concurrency 8 across five reloads without a failure, each on a config at least as new as when it started', async () => {
     one.reset();
     const start = gw.current().config.models.chat.model;
     const base = Number(start.slice('gen-'.length));
@@ -62,8 +62,11 @@ describe('hot reload in process', () => {
     const seen: Array<{ id: string; atStart: number; atEnd: number; stream: boolean; text: string }> = [];
     const failures: unknown[] = [];
     let next = 0;
+    // Traffic runs until both n requests and the five reloads are done: on a loaded
+    // machine the reloads may take longer than n requests do.
+    let reloading = true;
     const worker = async () => {
-      while (next < n) {
+      while (next < n || reloading) {
         const i = next++;
         const id = `reload-${i}`;
         const atStart = applied;
@@ -89,12 +92,14 @@ describe('hot reload in process', () => {
         await reloadTo(configFor(g));
         applied = g;
       }
+      reloading = false;
     };
     const ok0 = await reloads('ok');
     await Promise.all([reloader(), ...Array.from({ length: 8 }, worker)]);
 
     expect(failures).toEqual([]);
-    expect(seen).toHaveLength(n);
+    expect(seen.length).toBeGreaterThanOrEqual(n);
+    expect(seen).toHaveLength(next);
     expect(await reloads('ok')).toBe(ok0 + 5);
     const gens = new Set<number>();
     for (const s of seen) {
