@@ -68,5 +68,21 @@ describe('store health', () => {
     expect(reconnects).toBe(after);
     h.close();
   });
-});
 
+  it('replaces a silent connection also when each probe waits longer than the probe interval (the command timeout)', async () => {
+    let reconnects = 0;
+    const h = createStoreHealth({
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ defaultMetrics: false }),
+      onFailure: 'fail_open',
+      probeMs: 10,
+      isConnected: () => true,
+      ping: () => new Promise((_resolve, reject) => setTimeout(() => reject(new Error('Command timed out')), 25)),
+      reconnect: () => reconnects++,
+    });
+    await h.run('consume', () => Promise.reject(new Error('Command timed out')), () => 'fallback');
+    await new Promise((r) => setTimeout(r, 35 * SILENT_PROBES * 3));
+    expect(reconnects).toBeGreaterThanOrEqual(1);
+    h.close();
+  });
+});

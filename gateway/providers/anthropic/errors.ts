@@ -40,11 +40,7 @@ const PROMPT_TOO_LONG = /prompt is too long/i;
 export function mapAnthropicError(status: number, errorType: string | undefined, message: string | undefined): { status: number; body: OpenAIErrorBody } {
   const m = (errorType && BY_TYPE[errorType]) || byStatus(status);
   const text = message || `The upstream backend answered ${status}.`;
-  if (m.status === 400 && message && PROMPT_TOO_LONG.test(message)) {
-    const body = errorBody('context_length_exceeded', text, m.type);
-    body.error.param = 'messages';
-    return { status: 400, body };
-  }
+  if (m.status === 400 && message && PROMPT_TOO_LONG.test(message)) return { status: 400, body: errorBody('context_length_exceeded', text, m.type, 'messages') };
   return { status: m.status, body: errorBody(m.code, text, m.type) };
 }
 

@@ -99,6 +99,8 @@ export function createResilientLimits(opts: ResilientLimitsOptions): LimitsStore
         throw err;
       }
       if (theirs === mine) return mine;
+      // Refused by the shared store: the local slot goes back; the local window keeps the
+      // point (a refusal counted locally errs on the side of the limit, for this minute only).
       if (!theirs.allowed) await local.release(mine.grant!);
       else pairedLocal.set(theirs.grant!, mine.grant!);
       return theirs;

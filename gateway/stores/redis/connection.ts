@@ -169,7 +169,8 @@ export function createStoreHealth(opts: HealthOptions): StoreHealth & { close():
   };
 
   const tick = () => {
-    if (probing || !opts.isConnected()) {
+    if (probing) return;
+    if (!opts.isConnected()) {
       failedProbes = 0;
       return;
     }
